@@ -1,0 +1,1 @@
+"""The outside world: vector store backends and document sources, loaded by name."""

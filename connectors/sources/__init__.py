@@ -1,0 +1,1 @@
+"""Document sources, one module each; see connectors.registry."""

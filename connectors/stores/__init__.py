@@ -1,0 +1,1 @@
+"""Vector store backends, one module each; see connectors.registry for the names."""

@@ -1,0 +1,339 @@
+"""Milvus: Milvus Lite (a file, the embedded default) or a Milvus server by URI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ingest.errors import MissingExtraError, StoreError
+from ingest.models import Chunk, ChunkMetadata, QueryFilter, QueryHit, VectorRecord
+from ingest.store import VectorStore
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
+log = logging.getLogger(__name__)
+
+_BATCH = 1000
+_QUERY_CAP = 16384
+"""The most rows one Milvus query returns (offset + limit)."""
+_MAX_TEXT_BYTES = 65535
+_OUTPUT = ["id", "text", "source_id", "path", "file_type", "page", "meta"]
+
+
+class MilvusConfig(BaseModel):
+    """The ``[store.milvus]`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = Field(
+        "",
+        description="A Milvus server URI (http://host:19530) or a .db file for Milvus Lite. "
+        "Empty: milvus.db in the state folder.",
+    )
+    token_env: str = Field(
+        "MILVUS_TOKEN",
+        description="Name of the environment variable holding the server token "
+        "('user:password' or an API key). The token itself never goes in the config.",
+    )
+    db_name: str = Field("", description="Database on a Milvus server; empty for the default.")
+    index: Literal["AUTOINDEX", "FLAT", "IVF_FLAT", "HNSW"] = Field(
+        "AUTOINDEX", description="Vector index type used when the collection is created."
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds to wait for each server call.")
+
+
+def _quote(value: str) -> str:
+    """A string literal for a Milvus filter expression."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def glob_to_like(pattern: str) -> str:
+    """Translate a shell glob (`*`, `?`) to a Milvus LIKE pattern."""
+    if re.search(r"[\[\]]", pattern):
+        raise StoreError(f"--source {pattern!r}: only * and ? are supported in globs")
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def filter_expression(filters: QueryFilter | None) -> str:
+    if filters is None:
+        return ""
+    parts = []
+    if filters.source_glob:
+        field = "source_id" if ":" in filters.source_glob else "path"
+        parts.append(f"{field} like {_quote(glob_to_like(filters.source_glob))}")
+    if filters.source_ids:
+        parts.append(f"source_id in [{', '.join(_quote(s) for s in filters.source_ids)}]")
+    if filters.file_types:
+        parts.append(f"file_type in [{', '.join(_quote(t) for t in filters.file_types)}]")
+    if filters.pages:
+        parts.append(f"page in [{', '.join(str(int(p)) for p in filters.pages)}]")
+    return " and ".join(f"({p})" for p in parts)
+
+
+def _row(record: VectorRecord) -> dict[str, Any]:
+    c, m = record.chunk, record.chunk.metadata
+    if len(c.text.encode("utf-8")) > _MAX_TEXT_BYTES:
+        raise StoreError(
+            f"{m.source_id}: chunk {m.position} is over {_MAX_TEXT_BYTES} bytes, the most Milvus "
+            "stores in a text field; lower the source's chunking.chunk_size"
+        )
+    return {
+        "id": c.id,
+        "vector": [float(x) for x in record.vector],
+        "text": c.text,
+        "source_id": m.source_id,
+        "path": m.path,
+        "file_type": m.file_type,
+        "page": m.page if m.page is not None else -1,
+        "meta": {
+            "source": m.source,
+            "position": m.position,
+            "start": m.start,
+            "end": m.end,
+            "pages": list(m.pages),
+            "section": m.section,
+            "element_types": list(m.element_types),
+        },
+    }
+
+
+def _metadata(row: dict[str, Any]) -> ChunkMetadata:
+    meta = row["meta"] if isinstance(row["meta"], dict) else json.loads(row["meta"])
+    return ChunkMetadata(
+        source_id=row["source_id"],
+        source=meta["source"],
+        path=row["path"],
+        file_type=row["file_type"],
+        position=meta["position"],
+        start=meta["start"],
+        end=meta["end"],
+        pages=tuple(meta.get("pages") or ()),
+        section=meta.get("section"),
+        element_types=tuple(meta.get("element_types") or ()),
+    )
+
+
+def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class MilvusStore(VectorStore):
+    """One Milvus collection: string primary key, one float vector, metadata fields."""
+
+    name: ClassVar[str] = "milvus"
+    config_model: ClassVar[type[BaseModel]] = MilvusConfig
+    config: MilvusConfig
+
+    def __init__(self, config: BaseModel, *, collection: str, state_dir: Path) -> None:
+        super().__init__(config, collection=collection, state_dir=state_dir)
+        self._client: MilvusClient | None = None
+        self._exists: bool | None = None
+
+    @property
+    def uri(self) -> str:
+        uri = self.config.uri or str(self.state_dir / "milvus.db")
+        if self.is_lite(uri) and not Path(uri).is_absolute():
+            uri = str(self.state_dir / uri)
+        return uri
+
+    @staticmethod
+    def is_lite(uri: str) -> bool:
+        return "://" not in uri
+
+    @property
+    def location(self) -> str:
+        uri = self.uri
+        # Credentials embedded in a URI (http://user:pass@host) must never reach logs.
+        return re.sub(r"//[^/@]*@", "//", uri)
+
+    @property
+    def client(self) -> MilvusClient:
+        if self._client is None:
+            try:
+                from pymilvus import MilvusClient
+            except ImportError:
+                raise MissingExtraError("The Milvus store", "milvus") from None
+            uri = self.uri
+            kwargs: dict[str, Any] = {"uri": uri, "timeout": self.config.timeout}
+            if self.is_lite(uri):
+                Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            else:
+                token = os.environ.get(self.config.token_env, "")
+                if token:
+                    kwargs["token"] = token
+                if self.config.db_name:
+                    kwargs["db_name"] = self.config.db_name
+            try:
+                self._client = MilvusClient(**kwargs)
+            except Exception as exc:
+                raise StoreError(f"cannot open Milvus at {self.location}: {exc}") from None
+        return self._client
+
+    # -- collection ----------------------------------------------------------------
+
+    def _ready(self) -> bool:
+        """Whether the collection exists (and is loaded for search)."""
+        if not self._exists:
+            self._exists = self.client.has_collection(self.collection)
+            if self._exists:
+                self.client.load_collection(self.collection)
+        return bool(self._exists)
+
+    def ensure_collection(self, dimension: int) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        if self._ready():
+            existing = self._dimension()
+            if existing != dimension:
+                raise StoreError(
+                    f"collection {self.collection!r} at {self.location} holds {existing}-dimensional "
+                    f"vectors but the embedding model makes {dimension}: use another "
+                    "store.collection for this model, or delete the collection"
+                )
+            return
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        schema.add_field("text", DataType.VARCHAR, max_length=_MAX_TEXT_BYTES)
+        schema.add_field("source_id", DataType.VARCHAR, max_length=4096)
+        schema.add_field("path", DataType.VARCHAR, max_length=4096)
+        schema.add_field("file_type", DataType.VARCHAR, max_length=64)
+        schema.add_field("page", DataType.INT64)
+        schema.add_field("meta", DataType.JSON)
+        index = self.client.prepare_index_params()
+        index.add_index("vector", index_type=self.config.index, metric_type="IP")
+        self.client.create_collection(
+            self.collection, schema=schema, index_params=index, consistency_level="Strong"
+        )
+        self.client.load_collection(self.collection)
+        self._exists = True
+
+    def _dimension(self) -> int:
+        info = self.client.describe_collection(self.collection)
+        for field in info["fields"]:
+            if field["name"] == "vector":
+                return int(field["params"]["dim"])
+        raise StoreError(f"collection {self.collection!r} has no 'vector' field")
+
+    # -- writes --------------------------------------------------------------------
+
+    def upsert(self, records: Sequence[VectorRecord]) -> int:
+        if not records:
+            return 0
+        if not self._ready():
+            self.ensure_collection(len(records[0].vector))
+        dim = self._dimension()
+        for r in records:
+            if len(r.vector) != dim:
+                raise StoreError(
+                    f"{r.chunk.metadata.source_id}: vector has {len(r.vector)} dimensions, "
+                    f"collection {self.collection!r} expects {dim}"
+                )
+        for batch in _batches(records):
+            self.client.upsert(self.collection, [_row(r) for r in batch])
+        return len(records)
+
+    def delete_ids(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        if not ids or not self._ready():
+            return 0
+        for batch in _batches(ids):
+            self.client.delete(self.collection, ids=list(batch))
+        return len(ids)
+
+    def delete_source(self, source_id: str) -> int:
+        if not self._ready():
+            return 0
+        # Deleting by primary keys behaves the same on Lite and server; count what goes.
+        ids = self.source_ids(source_id)
+        return self.delete_ids(ids)
+
+    # -- reads ---------------------------------------------------------------------
+
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        ids = list(ids)
+        if not ids or not self._ready():
+            return set()
+        found: set[str] = set()
+        for batch in _batches(ids):
+            rows = self.client.get(self.collection, ids=list(batch), output_fields=["id"])
+            found.update(r["id"] for r in rows)
+        return found
+
+    def _iterate(self, expr: str, fields: list[str]) -> Iterable[dict[str, Any]]:
+        rows = self.client.query(self.collection, filter=expr, output_fields=fields, limit=_QUERY_CAP)
+        if len(rows) < _QUERY_CAP:
+            # One call covers nearly every document; the iterator costs more round trips
+            # and logs warnings on Milvus Lite.
+            yield from rows
+            return
+        it = self.client.query_iterator(
+            self.collection, filter=expr, output_fields=fields, batch_size=_BATCH
+        )
+        try:
+            while batch := it.next():
+                yield from batch
+        finally:
+            it.close()
+
+    def source_ids(self, source_id: str) -> set[str]:
+        if not self._ready():
+            return set()
+        return {r["id"] for r in self._iterate(f"source_id == {_quote(source_id)}", ["id"])}
+
+    def fetch(self, ids: Iterable[str]) -> list[VectorRecord]:
+        ids = list(ids)
+        if not ids or not self._ready():
+            return []
+        out = []
+        for batch in _batches(ids):
+            for row in self.client.get(self.collection, ids=list(batch), output_fields=[*_OUTPUT, "vector"]):
+                chunk = Chunk(id=row["id"], text=row["text"], metadata=_metadata(row))
+                out.append(VectorRecord(chunk, [float(x) for x in row["vector"]]))
+        return out
+
+    def query(
+        self, vector: Sequence[float], k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        if not self._ready():
+            return []
+        result = self.client.search(
+            self.collection,
+            data=[[float(x) for x in vector]],
+            limit=k,
+            filter=filter_expression(filters),
+            output_fields=_OUTPUT[1:],
+            search_params={"metric_type": "IP"},
+        )
+        hits = []
+        for hit in result[0]:
+            row = {"id": hit["id"], **hit["entity"]}
+            hits.append(
+                QueryHit(id=row["id"], score=float(hit["distance"]), text=row["text"],
+                         metadata=_metadata(row))  # fmt: skip
+            )
+        return hits
+
+    def count(self, filters: QueryFilter | None = None) -> int:
+        if not self._ready():
+            return 0
+        rows = self.client.query(
+            self.collection, filter=filter_expression(filters), output_fields=["count(*)"]
+        )
+        return int(rows[0]["count(*)"])
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+            self._exists = None

@@ -1,0 +1,148 @@
+"""The manifest: what the store holds, per document, as last committed.
+
+SQLite, one file under the state folder. Rows are scoped by a *target* (backend,
+location, collection, model), so pointing the config at another store starts that
+store's manifest from empty instead of trusting rows that describe a different store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    target TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    path TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    chunker TEXT NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (target, source_id)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    target TEXT NOT NULL,
+    chunk_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    meta_hash TEXT NOT NULL,
+    PRIMARY KEY (target, chunk_id)
+);
+CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks (target, source_id);
+"""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    source_id: str
+    source: str
+    path: str
+    fingerprint: str
+    content_hash: str
+    chunker: str
+    chunk_count: int
+    updated_at: float = 0.0
+
+
+class Manifest:
+    """Read and commit manifest rows for one target. Opens the database on first use."""
+
+    def __init__(self, path: Path, target: str) -> None:
+        self.path = path
+        self.target = target
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            self._db = db
+        return self._db
+
+    def entries(self) -> dict[str, ManifestEntry]:
+        rows = self.db.execute(
+            "SELECT source_id, source, path, fingerprint, content_hash, chunker, chunk_count,"
+            " updated_at FROM files WHERE target = ?",
+            (self.target,),
+        )
+        return {r[0]: ManifestEntry(*r) for r in rows}
+
+    def chunk_hashes(self, source_id: str) -> dict[str, str]:
+        """chunk id -> metadata hash of every chunk committed for a document."""
+        rows = self.db.execute(
+            "SELECT chunk_id, meta_hash FROM chunks WHERE target = ? AND source_id = ?",
+            (self.target, source_id),
+        )
+        return dict(rows.fetchall())
+
+    def commit(self, entries: Iterable[tuple[ManifestEntry, Mapping[str, str]]]) -> None:
+        """Record documents and their chunks, replacing what was there, in one transaction."""
+        now = time.time()
+        with self._transaction() as db:
+            for entry, chunks in entries:
+                self._remove(db, entry.source_id)
+                db.execute(
+                    "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (self.target, entry.source_id, entry.source, entry.path, entry.fingerprint,
+                     entry.content_hash, entry.chunker, len(chunks), now),
+                )  # fmt: skip
+                db.executemany(
+                    "INSERT INTO chunks VALUES (?, ?, ?, ?)",
+                    [(self.target, cid, entry.source_id, h) for cid, h in chunks.items()],
+                )
+
+    def touch(self, source_id: str, fingerprint: str) -> None:
+        """A file whose bytes did not change got a new fingerprint (e.g. a new mtime)."""
+        self.db.execute(
+            "UPDATE files SET fingerprint = ? WHERE target = ? AND source_id = ?",
+            (fingerprint, self.target, source_id),
+        )
+
+    def remove(self, source_ids: Iterable[str]) -> None:
+        with self._transaction() as db:
+            for sid in source_ids:
+                self._remove(db, sid)
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks) committed for this target."""
+        files = self.db.execute("SELECT COUNT(*) FROM files WHERE target = ?", (self.target,))
+        chunks = self.db.execute("SELECT COUNT(*) FROM chunks WHERE target = ?", (self.target,))
+        return int(files.fetchone()[0]), int(chunks.fetchone()[0])
+
+    def last_commit(self) -> float | None:
+        row = self.db.execute("SELECT MAX(updated_at) FROM files WHERE target = ?", (self.target,))
+        value = row.fetchone()[0]
+        return float(value) if value is not None else None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _remove(self, db: sqlite3.Connection, source_id: str) -> None:
+        db.execute("DELETE FROM files WHERE target = ? AND source_id = ?", (self.target, source_id))
+        db.execute("DELETE FROM chunks WHERE target = ? AND source_id = ?", (self.target, source_id))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,139 @@
+"""Typed values passed between pipeline stages and across the store interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file as a source lists it: where it is and a cheap fingerprint."""
+
+    source: str
+    """Name of the configured source the file belongs to."""
+    path: str
+    """Path relative to the source root, with forward slashes."""
+    uri: str
+    """Where the bytes can be read (a local path or an fsspec URL)."""
+    size: int
+    fingerprint: str
+    """Changes whenever the file may have changed (size, mtime, etag)."""
+
+    @property
+    def source_id(self) -> str:
+        return source_id(self.source, self.path)
+
+
+def source_id(source: str, path: str) -> str:
+    """The document id: stable across runs and independent of where the root is mounted."""
+    return f"{source}:{path}"
+
+
+@dataclass(frozen=True)
+class Element:
+    """One piece of a loaded document (a paragraph, title, table, list item...)."""
+
+    text: str
+    category: str
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded file: its elements in reading order."""
+
+    file: SourceFile
+    file_type: str
+    content_hash: str
+    elements: Sequence[Element]
+
+    @property
+    def source_id(self) -> str:
+        return self.file.source_id
+
+
+@dataclass(frozen=True)
+class ChunkMetadata:
+    """What a chunk says about where it came from; stored beside its vector."""
+
+    source_id: str
+    source: str
+    path: str
+    file_type: str
+    position: int
+    """Index of the chunk within its document."""
+    start: int
+    """Character offset of the chunk in the document text."""
+    end: int
+    pages: tuple[int, ...] = ()
+    section: str | None = None
+    element_types: tuple[str, ...] = ()
+
+    @property
+    def page(self) -> int | None:
+        return self.pages[0] if self.pages else None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    text: str
+    metadata: ChunkMetadata
+
+
+@dataclass(frozen=True)
+class VectorRecord:
+    """A chunk with its embedding, as written to and read from a store."""
+
+    chunk: Chunk
+    vector: Sequence[float]
+
+    @property
+    def id(self) -> str:
+        return self.chunk.id
+
+
+@dataclass(frozen=True)
+class QueryFilter:
+    """Metadata conditions for a query; all given conditions must hold."""
+
+    source_glob: str | None = None
+    """Glob over ``source:path`` ids or plain paths, e.g. ``*.pdf`` or ``policies/*``."""
+    source_ids: tuple[str, ...] = ()
+    file_types: tuple[str, ...] = ()
+    pages: tuple[int, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.source_glob or self.source_ids or self.file_types or self.pages)
+
+
+@dataclass(frozen=True)
+class QueryHit:
+    id: str
+    score: float
+    text: str
+    metadata: ChunkMetadata
+
+
+class FileStatus(StrEnum):
+    ADDED = "added"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
+    FAILED = "failed"
+
+
+@dataclass
+class FileResult:
+    """What one sync did to one file."""
+
+    source_id: str
+    path: str
+    status: FileStatus
+    chunks: int = 0
+    embedded: int = 0
+    written: int = 0
+    deleted: int = 0
+    reason: str | None = None

@@ -1,0 +1,75 @@
+"""What a sync did: counts per run and per file, failures with reasons, time per stage."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ingest.models import FileResult, FileStatus
+
+STAGES = ("list_plan", "load", "chunk", "embed", "write", "commit")
+
+
+@dataclass
+class SyncReport:
+    files: list[FileResult] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    source_errors: dict[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+    wall_seconds: float = 0.0
+    _clock: float = field(default_factory=time.perf_counter, repr=False)
+    store: str = ""
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - t0
+
+    def stop_clock(self) -> None:
+        self.wall_seconds = time.perf_counter() - self._clock
+
+    def add(self, result: FileResult) -> None:
+        self.files.append(result)
+
+    @property
+    def failures(self) -> list[FileResult]:
+        return [f for f in self.files if f.status is FileStatus.FAILED]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.source_errors
+
+    def file_counts(self) -> dict[str, int]:
+        counts = Counter(f.status.value for f in self.files)
+        return {s.value: counts.get(s.value, 0) for s in FileStatus}
+
+    def chunk_counts(self) -> dict[str, int]:
+        return {
+            "embedded": sum(f.embedded for f in self.files),
+            "written": sum(f.written for f in self.files),
+            "deleted": sum(f.deleted for f in self.files),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "store": self.store,
+            "files": self.file_counts(),
+            "chunks": self.chunk_counts(),
+            "failures": [{"path": f.source_id, "reason": f.reason} for f in self.failures],
+            "source_errors": self.source_errors,
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "wall_seconds": round(self.wall_seconds, 3),
+            "per_file": [
+                {k: v for k, v in asdict(f).items() if v is not None}
+                for f in self.files
+                if f.status is not FileStatus.UNCHANGED
+            ],
+        }

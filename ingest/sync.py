@@ -1,0 +1,321 @@
+"""The sync engine: plan, load, chunk, embed what is new, write, then commit the manifest.
+
+Store first, manifest second: a document's manifest row is committed only after the
+store accepted its chunks and deletions, so the manifest never claims what the store
+lacks. Work is flushed in batches of files so embedding runs on full batches while
+memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from functools import cached_property
+
+from filelock import FileLock, Timeout
+
+from ingest.chunking import Chunker, create_chunker
+from ingest.config import HeadwaterConfig
+from ingest.embedding import Embedder
+from ingest.errors import HeadwaterError, LoadError
+from ingest.loading import load_document
+from ingest.manifest import Manifest, ManifestEntry
+from ingest.models import Chunk, FileResult, FileStatus, SourceFile, VectorRecord
+from ingest.planning import PlannedFile, SyncPlan, plan
+from ingest.report import SyncReport
+from ingest.source import Source
+from ingest.store import VectorStore
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""Called as progress(stage, done, total)."""
+
+FLUSH_CHUNKS = 512
+"""Chunks gathered before a batch is embedded and written."""
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """A planned file after reading: its chunks, or proof its content did not change."""
+
+    planned: PlannedFile
+    content_hash: str
+    chunks: tuple[Chunk, ...] = ()
+    same_content: bool = False
+
+
+def meta_hash(chunk: Chunk) -> str:
+    """Digest of what a stored row says besides its vector; a change means rewrite it."""
+    payload = json.dumps([chunk.text, asdict(chunk.metadata)], sort_keys=True, default=str)
+    return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
+
+
+class SyncLockedError(HeadwaterError):
+    pass
+
+
+class SyncEngine:
+    """Keeps one store in step with the configured sources. Opens nothing until used."""
+
+    def __init__(
+        self,
+        config: HeadwaterConfig,
+        *,
+        store: VectorStore | None = None,
+        embedder: Embedder | None = None,
+        sources: Sequence[Source] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        from connectors.registry import create_source, create_store
+
+        self.config = config
+        self.store = store or create_store(config)
+        self.embedder = embedder or Embedder(config.embedding)
+        self.sources = list(sources) if sources is not None else [
+            create_source(config, s) for s in config.sources
+        ]
+        self.progress = progress or (lambda stage, done, total: None)
+        self._dimension_checked = False
+
+    # -- state ---------------------------------------------------------------------
+
+    @property
+    def target(self) -> str:
+        """What the manifest rows describe: this store, collection and model."""
+        return (
+            f"{self.config.store.backend}|{self.store.location}|{self.store.collection}|"
+            f"{self.config.embedding.model}"
+        )
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        return Manifest(self.config.state_dir / "manifest.sqlite", self.target)
+
+    @cached_property
+    def chunkers(self) -> dict[str, Chunker]:
+        model = self.config.embedding.model
+        return {s.name: create_chunker(s.chunking, model) for s in self.config.sources}
+
+    def lock(self, timeout: float = 0) -> FileLock:
+        """An exclusive lock on the state folder, so two syncs never interleave."""
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(self.config.state_dir / "sync.lock", timeout=timeout)
+
+    def close(self) -> None:
+        self.store.close()
+        self.manifest.close()
+
+    # -- stages --------------------------------------------------------------------
+
+    def plan(self, report: SyncReport | None = None) -> SyncPlan:
+        listings: dict[str, list[SourceFile]] = {}
+        errors: dict[str, str] = {}
+        for source in self.sources:
+            try:
+                listings[source.name] = list(source.list_files())
+            except Exception as exc:
+                errors[source.name] = str(exc)
+                log.error("listing source %s failed: %s", source.name, exc)
+        keys = {name: c.settings_key for name, c in self.chunkers.items()}
+        result = plan(listings, self.manifest.entries(), keys, errors)
+        if report is not None:
+            report.source_errors.update(errors)
+        return result
+
+    def prepare(self, item: PlannedFile, report: SyncReport | None = None) -> PreparedFile:
+        """Read, hash, load and chunk one file. Raises LoadError for a bad file."""
+        report = report or SyncReport()
+        source = next(s for s in self.sources if s.name == item.file.source)
+        with report.timed("load"):
+            try:
+                data = source.read_bytes(item.file)
+            except OSError as exc:
+                raise LoadError(item.file.path, f"cannot read: {exc.strerror or exc}") from exc
+            from ingest.ids import content_hash
+
+            digest = content_hash(data)
+            prev = item.previous
+            if prev and prev.content_hash == digest and prev.chunker == item.chunker:
+                return PreparedFile(item, digest, same_content=True)
+            document = load_document(item.file, data, self.config.loading)
+        with report.timed("chunk"):
+            chunks = self.chunkers[item.file.source].chunk(document)
+        return PreparedFile(item, digest, tuple(chunks))
+
+    def apply(self, batch: Sequence[PreparedFile], report: SyncReport) -> None:
+        """Embed what the store lacks, write, delete what vanished, then commit."""
+        changed = [p for p in batch if not p.same_content]
+        for p in batch:
+            if p.same_content:
+                self.manifest.touch(p.planned.file.source_id, p.planned.file.fingerprint)
+                report.add(FileResult(p.planned.file.source_id, p.planned.file.path,
+                                      FileStatus.UNCHANGED, chunks=p.planned.previous.chunk_count
+                                      if p.planned.previous else 0))  # fmt: skip
+        if not changed:
+            return
+
+        previous = {p.planned.file.source_id: self.manifest.chunk_hashes(p.planned.file.source_id)
+                    for p in changed}  # fmt: skip
+        fresh = {c.id for p in changed for c in p.chunks if c.id not in previous[c.metadata.source_id]}
+        with report.timed("write"):
+            held = self.store.existing_ids(fresh) if fresh else set()
+        to_embed: dict[str, Chunk] = {}
+        to_rewrite: dict[str, Chunk] = {}
+        for p in changed:
+            prev = previous[p.planned.file.source_id]
+            for c in p.chunks:
+                if c.id in fresh and c.id not in held:
+                    to_embed[c.id] = c
+                elif c.id in held or prev.get(c.id) != meta_hash(c):
+                    # Stored already, but its page/position/section moved: rewrite the
+                    # row with the stored vector instead of embedding again.
+                    to_rewrite[c.id] = c
+
+        records: list[VectorRecord] = []
+        if to_rewrite:
+            with report.timed("write"):
+                stored = {r.id: r.vector for r in self.store.fetch(to_rewrite)}
+            for cid, c in to_rewrite.items():
+                if cid in stored:
+                    records.append(VectorRecord(c, stored[cid]))
+                else:
+                    to_embed[cid] = c
+        if to_embed:
+            chunks = list(to_embed.values())
+            with report.timed("embed"):
+                self.progress("embed", 0, len(chunks))
+                vectors = self.embedder.embed([c.text for c in chunks])
+                self.progress("embed", len(chunks), len(chunks))
+            records.extend(VectorRecord(c, v) for c, v in zip(chunks, vectors, strict=True))
+
+        with report.timed("write"):
+            if records:
+                self._ensure_collection(len(records[0].vector))
+                self.store.upsert(records)
+            vanished: dict[str, set[str]] = {}
+            for p in changed:
+                sid = p.planned.file.source_id
+                keep = {c.id for c in p.chunks}
+                # The store's own list catches rows a killed run wrote but never committed.
+                gone = (set(previous[sid]) | self.store.source_ids(sid)) - keep
+                if gone:
+                    self.store.delete_ids(gone)
+                vanished[sid] = gone
+
+        with report.timed("commit"):
+            self.manifest.commit(
+                (
+                    ManifestEntry(
+                        source_id=p.planned.file.source_id,
+                        source=p.planned.file.source,
+                        path=p.planned.file.path,
+                        fingerprint=p.planned.file.fingerprint,
+                        content_hash=p.content_hash,
+                        chunker=p.planned.chunker,
+                        chunk_count=len(p.chunks),
+                    ),
+                    {c.id: meta_hash(c) for c in p.chunks},
+                )
+                for p in changed
+            )
+        embedded = set(to_embed)
+        written = {r.id for r in records}
+        for p in changed:
+            ids = {c.id for c in p.chunks}
+            report.add(
+                FileResult(
+                    p.planned.file.source_id,
+                    p.planned.file.path,
+                    FileStatus.ADDED if p.planned.is_new else FileStatus.CHANGED,
+                    chunks=len(p.chunks),
+                    embedded=len(ids & embedded),
+                    written=len(ids & written),
+                    deleted=len(vanished[p.planned.file.source_id]),
+                )
+            )
+
+    def remove(self, entries: Iterable[ManifestEntry], report: SyncReport) -> None:
+        """Delete the vectors of documents that disappeared, then forget them."""
+        for entry in entries:
+            with report.timed("write"):
+                self.store.delete_source(entry.source_id)
+            with report.timed("commit"):
+                self.manifest.remove([entry.source_id])
+            report.add(FileResult(entry.source_id, entry.path, FileStatus.DELETED,
+                                  chunks=entry.chunk_count, deleted=entry.chunk_count))  # fmt: skip
+
+    def _ensure_collection(self, dimension: int) -> None:
+        if not self._dimension_checked:
+            self.store.ensure_collection(dimension)
+            self._dimension_checked = True
+
+    # -- the whole run -------------------------------------------------------------
+
+    def run(self, *, wait: float = 0) -> SyncReport:
+        """One full sync. Raises SyncLockedError if another sync holds the state folder."""
+        try:
+            with self.lock(timeout=wait):
+                return self._run()
+        except Timeout:
+            raise SyncLockedError(
+                f"another sync is running on {self.config.state_dir} "
+                f"(lock file {self.config.state_dir / 'sync.lock'}); wait for it to finish"
+            ) from None
+
+    def _run(self) -> SyncReport:
+        report, the_plan = self.begin()
+        self.ingest(self.prepare_all(the_plan.to_load, report), report)
+        return self.finish(the_plan, report)
+
+    def begin(self) -> tuple[SyncReport, SyncPlan]:
+        """Start a run: list the sources and plan against the manifest."""
+        report = SyncReport(store=f"{self.config.store.backend}:{self.store.location}")
+        with report.timed("list_plan"):
+            the_plan = self.plan(report)
+        for f in the_plan.unchanged:
+            report.add(FileResult(f.source_id, f.path, FileStatus.UNCHANGED))
+        return report, the_plan
+
+    def prepare_all(
+        self, items: Sequence[PlannedFile], report: SyncReport
+    ) -> Iterator[PreparedFile | FileResult]:
+        """Prepare files one by one in this process; failures come back as results."""
+        for i, item in enumerate(items):
+            self.progress("load", i, len(items))
+            try:
+                yield self.prepare(item, report)
+            except LoadError as exc:
+                yield self.failure(item, exc)
+        self.progress("load", len(items), len(items))
+
+    @staticmethod
+    def failure(item: PlannedFile, exc: LoadError) -> FileResult:
+        log.info("%s: %s", item.file.source_id, exc.reason)
+        return FileResult(item.file.source_id, item.file.path, FileStatus.FAILED, reason=exc.reason)
+
+    def ingest(self, prepared: Iterable[PreparedFile | FileResult], report: SyncReport) -> None:
+        """Write prepared files in batches of about FLUSH_CHUNKS chunks."""
+        batch: list[PreparedFile] = []
+        pending = 0
+        for p in prepared:
+            if isinstance(p, FileResult):
+                report.add(p)
+                continue
+            batch.append(p)
+            pending += len(p.chunks)
+            if pending >= FLUSH_CHUNKS:
+                self.apply(batch, report)
+                batch, pending = [], 0
+        if batch:
+            self.apply(batch, report)
+
+    def finish(self, the_plan: SyncPlan, report: SyncReport) -> SyncReport:
+        """Delete what disappeared and close the report."""
+        self.remove(the_plan.deleted, report)
+        report.stop_clock()
+        return report

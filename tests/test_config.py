@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.config import load_config
+from ingest.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "headwater.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_configs_are_valid() -> None:
+    demo = load_config(ROOT / "headwater.toml")
+    assert demo.store.backend == "milvus"
+    assert demo.sources[0].name == "sample_docs"
+    assert demo.resolve(demo.sources[0].path) == ROOT / "sample_docs"
+    example = load_config(ROOT / "headwater.example.toml")
+    assert example.sources[0].exclude == ["**/drafts/**", "*.tmp"]
+
+
+def test_default_config_is_found_in_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, '[[sources]]\nname = "a"\npath = "docs"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HEADWATER_CONFIG", raising=False)
+    cfg = load_config()
+    assert cfg.sources[0].name == "a"
+    assert cfg.state_dir == tmp_path / ".headwater"
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, '[embedding]\nmodle = "x"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "embedding.modle: unknown key" in str(exc.value)
+    assert str(path) in str(exc.value)
+
+
+def test_bad_value_names_the_nested_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[sources]]\nname = "a"\npath = "d"\n[sources.chunking]\nchunk_size = 50\nchunk_overlap = 80\n',
+    )
+    with pytest.raises(ConfigError, match=r"sources\.0\.chunking: chunk_overlap \(80\) must be smaller"):
+        load_config(path)
+
+
+def test_bad_device_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, '[embedding]\ndevice = "gpu"\n')
+    with pytest.raises(ConfigError, match=r"embedding\.device: must be 'auto'"):
+        load_config(path)
+
+
+def test_backend_table_keys_are_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, '[store.milvus]\nurii = "x"\n')
+    with pytest.raises(ConfigError, match=r"store\.milvus\.urii"):
+        load_config(path)
+
+
+def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[store\nbackend = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[embedding]\ndevice = "cpu"\nbatch_size = 8\n[store]\ncollection = "a"\n')
+    monkeypatch.setenv("HEADWATER_EMBEDDING__DEVICE", "cuda:1")
+    monkeypatch.setenv("HEADWATER_STORE__MILVUS__URI", "http://localhost:19530")
+    cfg = load_config(path)
+    assert cfg.embedding.device == "cuda:1"
+    assert cfg.embedding.batch_size == 8  # untouched keys of the same section survive
+    assert cfg.store.collection == "a"
+    assert cfg.store.backend_options()["uri"] == "http://localhost:19530"
+
+
+def test_bad_environment_override_names_key_and_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "")
+    monkeypatch.setenv("HEADWATER_STORE__BACKEND", "nosuchstore")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "store.backend" in str(exc.value) or "store: unknown backend 'nosuchstore'" in str(exc.value)
+    assert "nosuchstore" in str(exc.value)
+
+
+def test_duplicate_source_names_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[sources]]\nname = "a"\npath = "x"\n[[sources]]\nname = "a"\npath = "y"\n')
+    with pytest.raises(ConfigError, match="repeated: a"):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
