@@ -14,15 +14,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 install: $(STAMP)
 
+# torch goes first, alone and pinned: its CPU build is local; any other resolves to CUDA.
+# unstructured[pdf] pulls torchvision, whose only build here breaks with the CPU torch
+# and takes sentence-transformers down with it; only the hi_res PDF strategy (layout
+# models from the hub, unavailable offline) would use it, so it is removed.
+# tests/test_environment.py checks PDF parsing and sentence-transformers in one process.
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	# torch first, alone and pinned: its CPU build is local; any other resolves to CUDA.
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e ".[milvus,prefect,dev]"
-	# unstructured[pdf] pulls torchvision, whose only build here breaks with the CPU torch
-	# and takes sentence-transformers down with it. Only the hi_res PDF strategy (layout
-	# models from the hub, unavailable offline) would use it. tests/test_environment.py
-	# checks that PDF parsing and sentence-transformers both work in one process.
 	$(PIP) uninstall -q -y torchvision
 	touch $(STAMP)
 

@@ -39,7 +39,8 @@ def store_backends() -> dict[str, str]:
 
 def _import(target: str) -> type:
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    cls: type = getattr(importlib.import_module(module), attr)
+    return cls
 
 
 def store_class(backend: str) -> type[VectorStore]:
@@ -68,7 +69,9 @@ def create_store(config: HeadwaterConfig, backend: str | None = None) -> VectorS
     """The configured store, not yet connected."""
     name = backend or config.store.backend
     options = store_options(name, config.store.backend_options(name))
-    return store_class(name)(options, collection=config.store.collection, state_dir=config.state_dir)
+    return store_class(name)(
+        options, collection=config.store.collection, state_dir=config.state_dir
+    )
 
 
 def create_source(config: HeadwaterConfig, source: SourceConfig) -> Source:

@@ -11,34 +11,29 @@ from prefect.futures import PrefectFuture, wait
 
 from ingest.config import load_config
 from ingest.errors import LoadError
-from ingest.models import FileResult
+from ingest.models import FileResult, FileStatus
 from ingest.planning import PlannedFile
 from ingest.report import SyncReport
 from ingest.sync import PreparedFile, SyncEngine
-
-
-def _retry_unless_bad_file(task: Any, task_run: Any, state: Any) -> bool:
-    """A file that cannot be parsed fails the same way every time; I/O hiccups may pass."""
-    try:
-        state.result()
-    except LoadError:
-        return False
-    except Exception:
-        return True
-    return False
 
 
 @task(
     name="load-and-chunk",
     retries=2,
     retry_delay_seconds=2,
-    retry_condition_fn=_retry_unless_bad_file,
     cache_policy=NO_CACHE,
     persist_result=False,
     task_run_name="load {item.file.path}",
 )
-def load_and_chunk(engine: SyncEngine, item: PlannedFile, report: SyncReport) -> PreparedFile:
-    return engine.prepare(item, report)
+def load_and_chunk(
+    engine: SyncEngine, item: PlannedFile, report: SyncReport
+) -> PreparedFile | FileResult:
+    """A bad file is a result, not a task failure: parsing it again would fail the same way.
+    Retries are for the unexpected (a flaky network share, a killed worker)."""
+    try:
+        return engine.prepare(item, report)
+    except LoadError as exc:
+        return engine.failure(item, exc)
 
 
 @task(
@@ -53,15 +48,22 @@ def embed_and_write(engine: SyncEngine, batch: list[PreparedFile], report: SyncR
 
 
 def _collect(
-    engine: SyncEngine, futures: list[PrefectFuture[PreparedFile]], items: list[PlannedFile]
+    futures: list[PrefectFuture[PreparedFile | FileResult]], items: list[PlannedFile]
 ) -> list[PreparedFile | FileResult]:
     wait(futures)
     out: list[PreparedFile | FileResult] = []
     for future, item in zip(futures, items, strict=True):
         try:
             out.append(future.result())
-        except LoadError as exc:
-            out.append(engine.failure(item, exc))
+        except Exception as exc:  # retries exhausted: report the file, keep the run going
+            out.append(
+                FileResult(
+                    item.file.source_id,
+                    item.file.path,
+                    FileStatus.FAILED,
+                    reason=f"{type(exc).__name__}: {exc}",
+                )
+            )
     return out
 
 
@@ -92,13 +94,17 @@ def sync_flow(config_path: str | None = None, batch_files: int = 32) -> dict[str
         with engine.lock():
             report, the_plan = engine.begin()
             items = the_plan.to_load
-            logger.info("%d to load, %d unchanged, %d deleted",
-                        len(items), len(the_plan.unchanged), len(the_plan.deleted))  # fmt: skip
+            logger.info(
+                "%d to load, %d unchanged, %d deleted",
+                len(items),
+                len(the_plan.unchanged),
+                len(the_plan.deleted),
+            )
             for start in range(0, len(items), batch_files):
                 group = items[start : start + batch_files]
                 futures = [load_and_chunk.submit(engine, item, report) for item in group]
                 prepared = []
-                for result in _collect(engine, futures, group):
+                for result in _collect(futures, group):
                     if isinstance(result, FileResult):
                         report.add(result)
                     else:

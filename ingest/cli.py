@@ -11,11 +11,19 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from ingest.config import HeadwaterConfig, load_config
 from ingest.errors import HeadwaterError
+from ingest.report import SyncReport
 
 app = typer.Typer(
     help="Keep a vector knowledge base in step with your documents.",
@@ -27,7 +35,9 @@ err = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Config file (default: $HEADWATER_CONFIG or ./headwater.toml)."),
+    typer.Option(
+        "--config", "-c", help="Config file (default: $HEADWATER_CONFIG or ./headwater.toml)."
+    ),
 ]
 
 
@@ -61,10 +71,15 @@ def sync(
     _setup_logging(verbose)
     cfg = _config(config)
     with Progress(
-        TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True, disable=as_json or not err.is_terminal,
-    ) as bar:  # fmt: skip
-        tasks: dict[str, int] = {}
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json or not err.is_terminal,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
@@ -83,7 +98,7 @@ def sync(
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _print_summary(report) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(report: SyncReport) -> None:
     files, chunks = report.file_counts(), report.chunk_counts()
     console.print(
         "files: "
@@ -123,12 +138,24 @@ def query(
     finally:
         store.close()
     if as_json:
-        print(json.dumps([
-            {"rank": i, "score": round(h.score, 4), "id": h.id, "source": h.metadata.source_id,
-             "path": h.metadata.path, "pages": list(h.metadata.pages),
-             "section": h.metadata.section, "text": h.text}
-            for i, h in enumerate(hits, 1)
-        ], indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                [
+                    {
+                        "rank": i,
+                        "score": round(h.score, 4),
+                        "id": h.id,
+                        "source": h.metadata.source_id,
+                        "path": h.metadata.path,
+                        "pages": list(h.metadata.pages),
+                        "section": h.metadata.section,
+                        "text": h.text,
+                    }
+                    for i, h in enumerate(hits, 1)
+                ],
+                indent=2,
+            )
+        )
         return
     if not hits:
         console.print("no results (has `headwater sync` run?)")
@@ -160,14 +187,21 @@ def status(config: ConfigOption = None) -> None:
         stored = engine.store.count()
     finally:
         engine.close()
-    console.print(f"store: {cfg.store.backend} {engine.store.location} (collection {cfg.store.collection})")
+    console.print(
+        f"store: {cfg.store.backend} {engine.store.location} (collection {cfg.store.collection})"
+    )
     console.print(f"model: {cfg.embedding.model} (device {cfg.embedding.device})")
     console.print(f"state: {cfg.state_dir}")
     for s in cfg.sources:
-        console.print(f"source {s.name}: {cfg.resolve(s.path)} include={s.include} exclude={s.exclude}")
+        console.print(
+            f"source {s.name}: {cfg.resolve(s.path)} include={s.include} exclude={s.exclude}"
+        )
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last else "never"
     console.print(f"manifest: {docs} documents, {chunks} chunks; last change {when}")
-    console.print(f"store holds: {stored} chunks" + ("" if stored == chunks else "  [yellow](differs from manifest)[/]"))
+    console.print(
+        f"store holds: {stored} chunks"
+        + ("" if stored == chunks else "  [yellow](differs from manifest)[/]")
+    )
 
 
 def main() -> None:

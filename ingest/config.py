@@ -41,7 +41,9 @@ class ChunkingConfig(_Section):
         "own tokenizer (never exceeds the model's input window) or characters.",
     )
     chunk_size: int = Field(200, gt=0, description="Largest chunk, in `unit`s.")
-    chunk_overlap: int = Field(30, ge=0, description="Overlap between neighbouring chunks, in `unit`s.")
+    chunk_overlap: int = Field(
+        30, ge=0, description="Overlap between neighbouring chunks, in `unit`s."
+    )
     respect_sections: bool = Field(
         True, description="Never let a chunk span two sections (titles start sections)."
     )

@@ -108,7 +108,7 @@ class Embedder:
     @property
     def max_tokens(self) -> int:
         """Word pieces the model reads; the rest of a longer input is cut off."""
-        return int(self.model.max_seq_length)
+        return int(self.model.max_seq_length or 0)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
         if not texts:

@@ -21,9 +21,29 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
 
 SUPPORTED_TYPES = (
-    "pdf", "docx", "doc", "pptx", "xlsx", "html", "htm", "md", "markdown", "txt", "text",
-    "eml", "epub", "odt", "rtf", "csv", "tsv", "xml", "json", "rst", "org", "msg",
-)  # fmt: skip
+    "pdf",
+    "docx",
+    "doc",
+    "pptx",
+    "xlsx",
+    "html",
+    "htm",
+    "md",
+    "markdown",
+    "txt",
+    "text",
+    "eml",
+    "epub",
+    "odt",
+    "rtf",
+    "csv",
+    "tsv",
+    "xml",
+    "json",
+    "rst",
+    "org",
+    "msg",
+)
 
 # Running headers, footers and page numbers repeat on every page: noise for retrieval.
 _PAGE_FURNITURE = {"Header", "Footer", "PageNumber"}
@@ -69,7 +89,8 @@ def load_document(file: SourceFile, data: bytes, config: LoadingConfig) -> Docum
     kind = file_type(file.path)
     if len(data) > config.max_file_mb * 1024 * 1024:
         raise LoadError(
-            file.path, f"file is {len(data) / 2**20:.1f} MB, over loading.max_file_mb={config.max_file_mb}"
+            file.path,
+            f"file is {len(data) / 2**20:.1f} MB, over loading.max_file_mb={config.max_file_mb}",
         )
     if not data:
         raise LoadError(file.path, "file is empty (0 bytes)")
@@ -87,7 +108,9 @@ def load_document(file: SourceFile, data: bytes, config: LoadingConfig) -> Docum
             languages=config.languages,
         )
     except Exception as exc:  # unstructured raises many types; all mean "this file failed"
-        raise LoadError(file.path, f"could not parse as .{kind}: {type(exc).__name__}: {exc}") from exc
+        raise LoadError(
+            file.path, f"could not parse as .{kind}: {type(exc).__name__}: {exc}"
+        ) from exc
 
     elements = [
         Element(text=text, category=el.category, page=getattr(el.metadata, "page_number", None))

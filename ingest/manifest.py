@@ -92,9 +92,18 @@ class Manifest:
                 self._remove(db, entry.source_id)
                 db.execute(
                     "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (self.target, entry.source_id, entry.source, entry.path, entry.fingerprint,
-                     entry.content_hash, entry.chunker, len(chunks), now),
-                )  # fmt: skip
+                    (
+                        self.target,
+                        entry.source_id,
+                        entry.source,
+                        entry.path,
+                        entry.fingerprint,
+                        entry.content_hash,
+                        entry.chunker,
+                        len(chunks),
+                        now,
+                    ),
+                )
                 db.executemany(
                     "INSERT INTO chunks VALUES (?, ?, ?, ?)",
                     [(self.target, cid, entry.source_id, h) for cid, h in chunks.items()],
@@ -130,7 +139,9 @@ class Manifest:
 
     def _remove(self, db: sqlite3.Connection, source_id: str) -> None:
         db.execute("DELETE FROM files WHERE target = ? AND source_id = ?", (self.target, source_id))
-        db.execute("DELETE FROM chunks WHERE target = ? AND source_id = ?", (self.target, source_id))
+        db.execute(
+            "DELETE FROM chunks WHERE target = ? AND source_id = ?", (self.target, source_id)
+        )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)

@@ -30,7 +30,9 @@ class SyncReport:
         try:
             yield
         finally:
-            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - t0
+            self.stage_seconds[stage] = (
+                self.stage_seconds.get(stage, 0.0) + time.perf_counter() - t0
+            )
 
     def stop_clock(self) -> None:
         self.wall_seconds = time.perf_counter() - self._clock

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -76,9 +75,11 @@ class SyncEngine:
         self.config = config
         self.store = store or create_store(config)
         self.embedder = embedder or Embedder(config.embedding)
-        self.sources = list(sources) if sources is not None else [
-            create_source(config, s) for s in config.sources
-        ]
+        self.sources = (
+            list(sources)
+            if sources is not None
+            else [create_source(config, s) for s in config.sources]
+        )
         self.progress = progress or (lambda stage, done, total: None)
         self._dimension_checked = False
 
@@ -153,15 +154,24 @@ class SyncEngine:
         for p in batch:
             if p.same_content:
                 self.manifest.touch(p.planned.file.source_id, p.planned.file.fingerprint)
-                report.add(FileResult(p.planned.file.source_id, p.planned.file.path,
-                                      FileStatus.UNCHANGED, chunks=p.planned.previous.chunk_count
-                                      if p.planned.previous else 0))  # fmt: skip
+                report.add(
+                    FileResult(
+                        p.planned.file.source_id,
+                        p.planned.file.path,
+                        FileStatus.UNCHANGED,
+                        chunks=p.planned.previous.chunk_count if p.planned.previous else 0,
+                    )
+                )
         if not changed:
             return
 
-        previous = {p.planned.file.source_id: self.manifest.chunk_hashes(p.planned.file.source_id)
-                    for p in changed}  # fmt: skip
-        fresh = {c.id for p in changed for c in p.chunks if c.id not in previous[c.metadata.source_id]}
+        previous = {
+            p.planned.file.source_id: self.manifest.chunk_hashes(p.planned.file.source_id)
+            for p in changed
+        }
+        fresh = {
+            c.id for p in changed for c in p.chunks if c.id not in previous[c.metadata.source_id]
+        }
         with report.timed("write"):
             held = self.store.existing_ids(fresh) if fresh else set()
         to_embed: dict[str, Chunk] = {}
@@ -246,8 +256,15 @@ class SyncEngine:
                 self.store.delete_source(entry.source_id)
             with report.timed("commit"):
                 self.manifest.remove([entry.source_id])
-            report.add(FileResult(entry.source_id, entry.path, FileStatus.DELETED,
-                                  chunks=entry.chunk_count, deleted=entry.chunk_count))  # fmt: skip
+            report.add(
+                FileResult(
+                    entry.source_id,
+                    entry.path,
+                    FileStatus.DELETED,
+                    chunks=entry.chunk_count,
+                    deleted=entry.chunk_count,
+                )
+            )
 
     def _ensure_collection(self, dimension: int) -> None:
         if not self._dimension_checked:

@@ -98,7 +98,9 @@ def normalize_zip(path: Path) -> None:
             if info.filename == "docProps/core.xml":
                 text = data.decode("utf-8")
                 for tag in ("dcterms:created", "dcterms:modified"):
-                    text = re.sub(rf"(<{tag}[^>]*>)[^<]*(</{tag}>)", rf"\g<1>{FIXED_ISO}\g<2>", text)
+                    text = re.sub(
+                        rf"(<{tag}[^>]*>)[^<]*(</{tag}>)", rf"\g<1>{FIXED_ISO}\g<2>", text
+                    )
                 data = text.encode("utf-8")
             new = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_TIME)
             new.compress_type = info.compress_type
@@ -124,7 +126,7 @@ def build_pandoc(src_name: str, out_path: Path, fmt: str) -> None:
     import pypandoc
 
     # pandoc uses SOURCE_DATE_EPOCH for document dates and ZIP entry times.
-    os.environ["SOURCE_DATE_EPOCH"] = str(int(FIXED_DATETIME.replace(tzinfo=dt.timezone.utc).timestamp()))
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(FIXED_DATETIME.replace(tzinfo=dt.UTC).timestamp()))
     extra = ["--standalone"]
     if fmt == "epub":
         extra += ["--split-level=1", "--toc"]
@@ -175,7 +177,7 @@ def build_pdf(src_name: str, out_path: Path) -> None:
     pdf.set_author(meta.get("author", AUTHOR_ORG))
     pdf.set_subject(meta.get("subtitle", ""))
     pdf.set_creator("scripts/make_sample_docs.py")
-    pdf.set_creation_date(FIXED_DATETIME.replace(tzinfo=dt.timezone.utc))
+    pdf.set_creation_date(FIXED_DATETIME.replace(tzinfo=dt.UTC))
     pdf.alias_nb_pages()
 
     def para(text: str, size: float = 10.5, style: str = "", indent: float = 0) -> None:
@@ -183,7 +185,13 @@ def build_pdf(src_name: str, out_path: Path) -> None:
         pdf.set_x(pdf.l_margin + indent)
         # Left-aligned, not justified: justified lines made pdfminer read words out of order.
         pdf.multi_cell(
-            pdf.epw - indent, 5.5, text, markdown=True, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+            pdf.epw - indent,
+            5.5,
+            text,
+            markdown=True,
+            align="L",
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
         )
 
     def table(rows: list[list[str]]) -> None:
@@ -249,7 +257,9 @@ def build_pdf(src_name: str, out_path: Path) -> None:
                 pdf.ln(2)
 
     if pdf.page_no() != len(pages):
-        raise RuntimeError(f"{src_name}: expected {len(pages)} pages, got {pdf.page_no()} (a section overflowed)")
+        raise RuntimeError(
+            f"{src_name}: expected {len(pages)} pages, got {pdf.page_no()} (a section overflowed)"
+        )
     pdf.output(str(out_path))
 
 
@@ -260,7 +270,11 @@ def build_pdf(src_name: str, out_path: Path) -> None:
 SALES_SLIDES: list[tuple[str, list[str], list[list[str]] | None, str]] = [
     (
         "Q3 2024 Sales Review",
-        ["Kestrel Cycle Works – Sales team", "Presented by Sunniva Berg, Head of Sales", "8 October 2024"],
+        [
+            "Kestrel Cycle Works – Sales team",
+            "Presented by Sunniva Berg, Head of Sales",
+            "8 October 2024",
+        ],
         None,
         "Quarter covered: July, August and September 2024.",
     ),
@@ -376,7 +390,12 @@ def build_pptx(out_path: Path) -> None:
                 box.text_frame.text = " ".join(bullets)
                 box.text_frame.paragraphs[0].runs[0].font.size = Pt(20)
                 shape = slide.shapes.add_table(
-                    len(rows), len(rows[0]), Inches(0.7), Inches(2.3), Inches(12), Inches(0.45 * len(rows))
+                    len(rows),
+                    len(rows[0]),
+                    Inches(0.7),
+                    Inches(2.3),
+                    Inches(12),
+                    Inches(0.45 * len(rows)),
                 )
                 for r, row in enumerate(rows):
                     for c, value in enumerate(row):
@@ -396,55 +415,277 @@ def build_pptx(out_path: Path) -> None:
 # openpyxl: parts inventory, two sheets
 # --------------------------------------------------------------------------- #
 PARTS_HEADER = [
-    "Part number", "Description", "Used on", "Supplier", "Lead time (days)",
-    "On hand", "Reorder point", "Reorder quantity", "Unit cost (GBP)", "Status",
+    "Part number",
+    "Description",
+    "Used on",
+    "Supplier",
+    "Lead time (days)",
+    "On hand",
+    "Reorder point",
+    "Reorder quantity",
+    "Unit cost (GBP)",
+    "Status",
 ]
 # (part number, description, used on, supplier, lead time days, on hand, reorder point, reorder qty, unit cost)
 PARTS = [
-    ("KCW-FR-0101", "Heron steel frame, medium", "Heron", "Tanager Tubeworks", 70, 64, 50, 80, 240.00),
-    ("KCW-FR-0410", "Merlin steel frame, 53 cm", "Merlin", "Tanager Tubeworks", 84, 47, 40, 60, 305.00),
-    ("KCW-FR-0412", "Merlin steel frame, 56 cm", "Merlin", "Tanager Tubeworks", 84, 38, 40, 60, 310.00),
-    ("KCW-FR-0520", "Merlin carbon frame, 56 cm", "Merlin Carbon", "Lindqvist Composites", 98, 18, 15, 25, 690.00),
-    ("KCW-FR-0700", "Osprey cargo frame with box mounts", "Osprey", "Brightwater Fabrication", 91, 22, 20, 30, 520.00),
-    ("KCW-MT-0701", "Osprey rear hub motor, 250 W", "Osprey", "Voltaic Drives GmbH", 56, 31, 45, 100, 410.00),
-    ("KCW-BT-0702", "Osprey battery pack, 625 Wh", "Osprey", "Voltaic Drives GmbH", 56, 58, 45, 100, 365.00),
+    (
+        "KCW-FR-0101",
+        "Heron steel frame, medium",
+        "Heron",
+        "Tanager Tubeworks",
+        70,
+        64,
+        50,
+        80,
+        240.00,
+    ),
+    (
+        "KCW-FR-0410",
+        "Merlin steel frame, 53 cm",
+        "Merlin",
+        "Tanager Tubeworks",
+        84,
+        47,
+        40,
+        60,
+        305.00,
+    ),
+    (
+        "KCW-FR-0412",
+        "Merlin steel frame, 56 cm",
+        "Merlin",
+        "Tanager Tubeworks",
+        84,
+        38,
+        40,
+        60,
+        310.00,
+    ),
+    (
+        "KCW-FR-0520",
+        "Merlin carbon frame, 56 cm",
+        "Merlin Carbon",
+        "Lindqvist Composites",
+        98,
+        18,
+        15,
+        25,
+        690.00,
+    ),
+    (
+        "KCW-FR-0700",
+        "Osprey cargo frame with box mounts",
+        "Osprey",
+        "Brightwater Fabrication",
+        91,
+        22,
+        20,
+        30,
+        520.00,
+    ),
+    (
+        "KCW-MT-0701",
+        "Osprey rear hub motor, 250 W",
+        "Osprey",
+        "Voltaic Drives GmbH",
+        56,
+        31,
+        45,
+        100,
+        410.00,
+    ),
+    (
+        "KCW-BT-0702",
+        "Osprey battery pack, 625 Wh",
+        "Osprey",
+        "Voltaic Drives GmbH",
+        56,
+        58,
+        45,
+        100,
+        365.00,
+    ),
     ("KCW-BX-0720", "Osprey plywood cargo box", "Osprey", "Alder Joinery", 14, 26, 20, 40, 120.00),
-    ("KCW-HG-0105", "8-speed internal gear hub", "Heron", "Sorensen Hubs", 42, 120, 90, 150, 148.00),
+    (
+        "KCW-HG-0105",
+        "8-speed internal gear hub",
+        "Heron",
+        "Sorensen Hubs",
+        42,
+        120,
+        90,
+        150,
+        148.00,
+    ),
     ("KCW-DL-0110", "Dynamo front light", "Heron", "Lumen & Co", 30, 85, 100, 200, 33.00),
     ("KCW-RM-0301", "700c rim, 28 hole", "Merlin, Heron", "Ardent Rims", 35, 300, 200, 400, 38.00),
     ("KCW-TY-0310", "Gravel tyre 700x42", "Merlin", "Pathfinder Rubber", 28, 410, 250, 500, 21.50),
-    ("KCW-DB-0320", "Hydraulic disc brake set (pair)", "Merlin, Osprey", "Halden Components", 49, 95, 80, 120, 96.00),
-    ("KCW-SP-0330", "Carbon seatpost 27.2 mm", "Merlin Carbon", "Lindqvist Composites", 63, 75, 60, 100, 54.00),
-    ("KCW-SD-0340", "Kestrel saddle, embroidered", "All models", "Corvid Leather", 35, 180, 120, 200, 29.00),
-    ("KCW-ST-0350", "Stem, 70-120 mm (fitting studio range)", "All models", "Halden Components", 49, 140, 100, 150, 24.00),
+    (
+        "KCW-DB-0320",
+        "Hydraulic disc brake set (pair)",
+        "Merlin, Osprey",
+        "Halden Components",
+        49,
+        95,
+        80,
+        120,
+        96.00,
+    ),
+    (
+        "KCW-SP-0330",
+        "Carbon seatpost 27.2 mm",
+        "Merlin Carbon",
+        "Lindqvist Composites",
+        63,
+        75,
+        60,
+        100,
+        54.00,
+    ),
+    (
+        "KCW-SD-0340",
+        "Kestrel saddle, embroidered",
+        "All models",
+        "Corvid Leather",
+        35,
+        180,
+        120,
+        200,
+        29.00,
+    ),
+    (
+        "KCW-ST-0350",
+        "Stem, 70-120 mm (fitting studio range)",
+        "All models",
+        "Halden Components",
+        49,
+        140,
+        100,
+        150,
+        24.00,
+    ),
 ]
 SUPPLIERS_HEADER = [
-    "Supplier", "Country", "Contact", "E-mail", "Supplies",
-    "Payment terms", "Minimum order", "Notes",
+    "Supplier",
+    "Country",
+    "Contact",
+    "E-mail",
+    "Supplies",
+    "Payment terms",
+    "Minimum order",
+    "Notes",
 ]
 SUPPLIERS = [
-    ("Tanager Tubeworks", "United Kingdom", "Edwin Marsh", "orders@tanager.example", "Steel frames (Heron, Merlin)",
-     "Net 45 days", "20 frames", "Frames are brazed to our drawings; allow 84 days for Merlin sizes."),
-    ("Lindqvist Composites", "Sweden", "Karin Lindqvist", "sales@lindqvist-composites.example", "Carbon frames and seatposts",
-     "Net 30 days", "10 frames", "Longest lead time of any supplier. Order carbon frames before the spring launch."),
-    ("Brightwater Fabrication", "United Kingdom", "Sam Okafor", "sam@brightwater-fab.example", "Osprey cargo frames",
-     "Net 30 days", "10 frames", "Aluminium cargo frames, powder-coated before delivery."),
-    ("Voltaic Drives GmbH", "Germany", "Jana Köhler", "j.koehler@voltaic-drives.example", "Hub motors and batteries (Osprey)",
-     "Net 30 days", "50 units", "Q3 2024 motor shipments arrived six weeks late. Reorder point for hub motors raised from 30 to 45."),
-    ("Alder Joinery", "United Kingdom (Alderbank)", "Pete Rowley", "pete@alderjoinery.example", "Osprey plywood cargo boxes",
-     "Net 14 days", "5 boxes", "Local supplier two streets away; can deliver within a day in an emergency."),
-    ("Sorensen Hubs", "Denmark", "Mette Sorensen", "orders@sorensen-hubs.example", "Internal gear hubs",
-     "Net 30 days", "50 hubs", ""),
-    ("Lumen & Co", "Netherlands", "Daan de Vries", "support@lumenco.example", "Dynamo lights",
-     "Net 30 days", "100 lights", "Replacing a faulty batch from July 2024 free of charge."),
-    ("Ardent Rims", "Taiwan", "Lin Wei", "export@ardentrims.example", "Rims",
-     "Payment in advance", "200 rims", "Shipped by sea; add 10 days around Lunar New Year."),
-    ("Pathfinder Rubber", "Germany", "Felix Brandt", "orders@pathfinder-rubber.example", "Tyres",
-     "Net 30 days", "100 tyres", ""),
-    ("Halden Components", "Norway", "Ola Halden", "b2b@halden-components.example", "Brakes, stems, handlebars",
-     "Net 30 days", "25 sets", ""),
-    ("Corvid Leather", "United Kingdom", "Ruth Ellison", "ruth@corvidleather.example", "Saddles",
-     "Net 30 days", "50 saddles", "Embroiders the Kestrel logo on every saddle."),
+    (
+        "Tanager Tubeworks",
+        "United Kingdom",
+        "Edwin Marsh",
+        "orders@tanager.example",
+        "Steel frames (Heron, Merlin)",
+        "Net 45 days",
+        "20 frames",
+        "Frames are brazed to our drawings; allow 84 days for Merlin sizes.",
+    ),
+    (
+        "Lindqvist Composites",
+        "Sweden",
+        "Karin Lindqvist",
+        "sales@lindqvist-composites.example",
+        "Carbon frames and seatposts",
+        "Net 30 days",
+        "10 frames",
+        "Longest lead time of any supplier. Order carbon frames before the spring launch.",
+    ),
+    (
+        "Brightwater Fabrication",
+        "United Kingdom",
+        "Sam Okafor",
+        "sam@brightwater-fab.example",
+        "Osprey cargo frames",
+        "Net 30 days",
+        "10 frames",
+        "Aluminium cargo frames, powder-coated before delivery.",
+    ),
+    (
+        "Voltaic Drives GmbH",
+        "Germany",
+        "Jana Köhler",
+        "j.koehler@voltaic-drives.example",
+        "Hub motors and batteries (Osprey)",
+        "Net 30 days",
+        "50 units",
+        "Q3 2024 motor shipments arrived six weeks late. Reorder point for hub motors raised from 30 to 45.",
+    ),
+    (
+        "Alder Joinery",
+        "United Kingdom (Alderbank)",
+        "Pete Rowley",
+        "pete@alderjoinery.example",
+        "Osprey plywood cargo boxes",
+        "Net 14 days",
+        "5 boxes",
+        "Local supplier two streets away; can deliver within a day in an emergency.",
+    ),
+    (
+        "Sorensen Hubs",
+        "Denmark",
+        "Mette Sorensen",
+        "orders@sorensen-hubs.example",
+        "Internal gear hubs",
+        "Net 30 days",
+        "50 hubs",
+        "",
+    ),
+    (
+        "Lumen & Co",
+        "Netherlands",
+        "Daan de Vries",
+        "support@lumenco.example",
+        "Dynamo lights",
+        "Net 30 days",
+        "100 lights",
+        "Replacing a faulty batch from July 2024 free of charge.",
+    ),
+    (
+        "Ardent Rims",
+        "Taiwan",
+        "Lin Wei",
+        "export@ardentrims.example",
+        "Rims",
+        "Payment in advance",
+        "200 rims",
+        "Shipped by sea; add 10 days around Lunar New Year.",
+    ),
+    (
+        "Pathfinder Rubber",
+        "Germany",
+        "Felix Brandt",
+        "orders@pathfinder-rubber.example",
+        "Tyres",
+        "Net 30 days",
+        "100 tyres",
+        "",
+    ),
+    (
+        "Halden Components",
+        "Norway",
+        "Ola Halden",
+        "b2b@halden-components.example",
+        "Brakes, stems, handlebars",
+        "Net 30 days",
+        "25 sets",
+        "",
+    ),
+    (
+        "Corvid Leather",
+        "United Kingdom",
+        "Ruth Ellison",
+        "ruth@corvidleather.example",
+        "Saddles",
+        "Net 30 days",
+        "50 saddles",
+        "Embroiders the Kestrel logo on every saddle.",
+    ),
 ]
 
 
@@ -458,7 +699,9 @@ def build_xlsx(out_path: Path) -> None:
     wb.properties.lastModifiedBy = "Jonas Whitlock"
     wb.properties.title = "Parts inventory and suppliers"
     wb.properties.created = FIXED_DATETIME
-    wb.properties.modified = FIXED_DATETIME  # openpyxl overwrites this on save; normalize_zip fixes it
+    wb.properties.modified = (
+        FIXED_DATETIME  # openpyxl overwrites this on save; normalize_zip fixes it
+    )
 
     ws = wb.active
     ws.title = "Parts"
@@ -508,7 +751,9 @@ def build_all(out_dir: Path) -> list[Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="build into a temp dir and compare with sample_docs/")
+    parser.add_argument(
+        "--check", action="store_true", help="build into a temp dir and compare with sample_docs/"
+    )
     args = parser.parse_args()
 
     if not args.check:
@@ -520,7 +765,8 @@ def main() -> int:
         stale = [
             p.relative_to(tmp)
             for p in build_all(Path(tmp))
-            if not (OUT / p.relative_to(tmp)).exists() or not filecmp.cmp(p, OUT / p.relative_to(tmp), shallow=False)
+            if not (OUT / p.relative_to(tmp)).exists()
+            or not filecmp.cmp(p, OUT / p.relative_to(tmp), shallow=False)
         ]
     for rel in stale:
         print(f"out of date: sample_docs/{rel}")

@@ -50,9 +50,7 @@ def make_config(tmp_path: Path, docs: Path, **overrides: Any) -> HeadwaterConfig
 
 
 @pytest.fixture
-def engine_factory(
-    tmp_path: Path, embedder: Embedder
-) -> Iterator[Callable[..., SyncEngine]]:
+def engine_factory(tmp_path: Path, embedder: Embedder) -> Iterator[Callable[..., SyncEngine]]:
     """Build engines that share the session's model; every engine is closed afterwards."""
     made: list[SyncEngine] = []
 

@@ -69,7 +69,9 @@ def test_markdown_sections_follow_headings() -> None:
 
 def test_character_unit_respects_size() -> None:
     doc = load("it/security-faq.txt")
-    chunks = create_chunker(ChunkingConfig(unit="chars", chunk_size=300, chunk_overlap=0), MODEL).chunk(doc)
+    chunks = create_chunker(
+        ChunkingConfig(unit="chars", chunk_size=300, chunk_overlap=0), MODEL
+    ).chunk(doc)
     assert max(len(c.text) for c in chunks) <= 300
 
 

@@ -49,7 +49,9 @@ def test_bad_value_names_the_nested_key(tmp_path: Path) -> None:
         tmp_path,
         '[[sources]]\nname = "a"\npath = "d"\n[sources.chunking]\nchunk_size = 50\nchunk_overlap = 80\n',
     )
-    with pytest.raises(ConfigError, match=r"sources\.0\.chunking: chunk_overlap \(80\) must be smaller"):
+    with pytest.raises(
+        ConfigError, match=r"sources\.0\.chunking: chunk_overlap \(80\) must be smaller"
+    ):
         load_config(path)
 
 
@@ -72,7 +74,9 @@ def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
 
 
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(tmp_path, '[embedding]\ndevice = "cpu"\nbatch_size = 8\n[store]\ncollection = "a"\n')
+    path = write(
+        tmp_path, '[embedding]\ndevice = "cpu"\nbatch_size = 8\n[store]\ncollection = "a"\n'
+    )
     monkeypatch.setenv("HEADWATER_EMBEDDING__DEVICE", "cuda:1")
     monkeypatch.setenv("HEADWATER_STORE__MILVUS__URI", "http://localhost:19530")
     cfg = load_config(path)
@@ -89,12 +93,16 @@ def test_bad_environment_override_names_key_and_variable(
     monkeypatch.setenv("HEADWATER_STORE__BACKEND", "nosuchstore")
     with pytest.raises(ConfigError) as exc:
         load_config(path)
-    assert "store.backend" in str(exc.value) or "store: unknown backend 'nosuchstore'" in str(exc.value)
+    assert "store.backend" in str(exc.value) or "store: unknown backend 'nosuchstore'" in str(
+        exc.value
+    )
     assert "nosuchstore" in str(exc.value)
 
 
 def test_duplicate_source_names_rejected(tmp_path: Path) -> None:
-    path = write(tmp_path, '[[sources]]\nname = "a"\npath = "x"\n[[sources]]\nname = "a"\npath = "y"\n')
+    path = write(
+        tmp_path, '[[sources]]\nname = "a"\npath = "x"\n[[sources]]\nname = "a"\npath = "y"\n'
+    )
     with pytest.raises(ConfigError, match="repeated: a"):
         load_config(path)
 

@@ -34,7 +34,19 @@ def normalized(text: str) -> str:
 
 def test_every_file_type_is_covered_by_sample_docs() -> None:
     kinds = {p.suffix for p in SAMPLE_DOCS.rglob("*") if p.is_file()}
-    expected = {".pdf", ".docx", ".pptx", ".xlsx", ".html", ".md", ".txt", ".eml", ".epub", ".odt", ".rtf"}
+    expected = {
+        ".pdf",
+        ".docx",
+        ".pptx",
+        ".xlsx",
+        ".html",
+        ".md",
+        ".txt",
+        ".eml",
+        ".epub",
+        ".odt",
+        ".rtf",
+    }
     assert expected <= kinds
 
 

@@ -21,11 +21,19 @@ def paths(source: LocalSource) -> list[str]:
 
 def test_include_and_exclude_globs(tmp_path: Path) -> None:
     tree(tmp_path)
-    assert paths(LocalSource("s", tmp_path)) == ["a.md", "b.pdf", "e.tmp", "sub/c.pdf", "sub/drafts/d.md"]
+    assert paths(LocalSource("s", tmp_path)) == [
+        "a.md",
+        "b.pdf",
+        "e.tmp",
+        "sub/c.pdf",
+        "sub/drafts/d.md",
+    ]
     assert paths(LocalSource("s", tmp_path, include=["*.pdf"])) == ["b.pdf", "sub/c.pdf"]
     assert paths(LocalSource("s", tmp_path, exclude=["**/drafts/**", "*.tmp"])) == [
-        "a.md", "b.pdf", "sub/c.pdf",
-    ]  # fmt: skip
+        "a.md",
+        "b.pdf",
+        "sub/c.pdf",
+    ]
     assert paths(LocalSource("s", tmp_path, include=["sub/**"])) == ["sub/c.pdf", "sub/drafts/d.md"]
 
 

@@ -18,7 +18,10 @@ def test_new_changed_unchanged_deleted() -> None:
     listing = {"s": [f("same.md"), f("edited.md", "2:2"), f("new.md")]}
     p = plan(listing, manifest, {"s": "k"})
     assert [x.path for x in p.unchanged] == ["same.md"]
-    assert sorted((x.file.path, x.is_new) for x in p.to_load) == [("edited.md", False), ("new.md", True)]
+    assert sorted((x.file.path, x.is_new) for x in p.to_load) == [
+        ("edited.md", False),
+        ("new.md", True),
+    ]
     assert [x.path for x in p.deleted] == ["gone.md"]
 
 

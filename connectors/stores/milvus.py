@@ -212,9 +212,10 @@ class MilvusStore(VectorStore):
         schema.add_field("meta", DataType.JSON)
         index = self.client.prepare_index_params()
         index.add_index("vector", index_type=self.config.index, metric_type="IP")
-        self.client.create_collection(
-            self.collection, schema=schema, index_params=index, consistency_level="Strong"
-        )
+        self.client.create_collection(self.collection, schema=schema, consistency_level="Strong")
+        # sync=False: waiting for the build asks for a server timestamp, which Milvus Lite
+        # does not implement (it logs a traceback). Loading waits for the index anyway.
+        self.client.create_index(self.collection, index, sync=False)
         self.client.load_collection(self.collection)
         self._exists = True
 
@@ -271,7 +272,9 @@ class MilvusStore(VectorStore):
         return found
 
     def _iterate(self, expr: str, fields: list[str]) -> Iterable[dict[str, Any]]:
-        rows = self.client.query(self.collection, filter=expr, output_fields=fields, limit=_QUERY_CAP)
+        rows = self.client.query(
+            self.collection, filter=expr, output_fields=fields, limit=_QUERY_CAP
+        )
         if len(rows) < _QUERY_CAP:
             # One call covers nearly every document; the iterator costs more round trips
             # and logs warnings on Milvus Lite.
@@ -297,7 +300,9 @@ class MilvusStore(VectorStore):
             return []
         out = []
         for batch in _batches(ids):
-            for row in self.client.get(self.collection, ids=list(batch), output_fields=[*_OUTPUT, "vector"]):
+            for row in self.client.get(
+                self.collection, ids=list(batch), output_fields=[*_OUTPUT, "vector"]
+            ):
                 chunk = Chunk(id=row["id"], text=row["text"], metadata=_metadata(row))
                 out.append(VectorRecord(chunk, [float(x) for x in row["vector"]]))
         return out
@@ -319,8 +324,12 @@ class MilvusStore(VectorStore):
         for hit in result[0]:
             row = {"id": hit["id"], **hit["entity"]}
             hits.append(
-                QueryHit(id=row["id"], score=float(hit["distance"]), text=row["text"],
-                         metadata=_metadata(row))  # fmt: skip
+                QueryHit(
+                    id=row["id"],
+                    score=float(hit["distance"]),
+                    text=row["text"],
+                    metadata=_metadata(row),
+                )
             )
         return hits
 

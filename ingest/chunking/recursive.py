@@ -6,10 +6,14 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from ingest.config import ChunkingConfig
 from ingest.ids import chunk_ids, settings_key
 from ingest.models import Chunk, ChunkMetadata, Document, Element
+
+if TYPE_CHECKING:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 SEPARATOR = "\n\n"
 """Joins elements into the document text that chunk offsets point into."""
@@ -34,7 +38,9 @@ class _Section:
 
 def document_text(elements: Sequence[Element]) -> tuple[str, list[_Span]]:
     """The text chunk offsets refer to, and where each element sits in it."""
-    spans, parts, pos = [], [], 0
+    spans: list[_Span] = []
+    parts: list[str] = []
+    pos = 0
     for el in elements:
         if parts:
             pos += len(SEPARATOR)
@@ -96,12 +102,12 @@ class RecursiveChunker:
 
         def tokens(text: str) -> int:
             with lock:
-                return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+                return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
         return tokens
 
     @cached_property
-    def _splitter(self):  # type: ignore[no-untyped-def]
+    def _splitter(self) -> RecursiveCharacterTextSplitter:
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
         return RecursiveCharacterTextSplitter(

@@ -1,0 +1,95 @@
+"""The `headwater` command as a user runs it, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLE_DOCS
+
+
+def headwater(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ingest.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    for rel in ("policies/expenses.pdf", "policies/leave-policy.docx", "it/security-faq.txt"):
+        (docs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (docs / rel).write_bytes((SAMPLE_DOCS / rel).read_bytes())
+    (tmp_path / "headwater.toml").write_text(
+        '[[sources]]\nname = "docs"\npath = "docs"\n[embedding]\ndevice = "cpu"\n'
+    )
+    return tmp_path
+
+
+def test_sync_json_query_and_status(project: Path) -> None:
+    out = headwater("sync", "--json", cwd=project)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["files"] == {"added": 3, "changed": 0, "unchanged": 0, "deleted": 0, "failed": 0}
+    assert report["chunks"]["embedded"] == report["chunks"]["written"] > 0
+    assert set(report["stage_seconds"]) == {
+        "list_plan",
+        "load",
+        "chunk",
+        "embed",
+        "write",
+        "commit",
+    }
+    assert (project / ".headwater" / "milvus.db").exists()
+
+    again = json.loads(headwater("sync", "--json", cwd=project).stdout)
+    assert again["chunks"] == {"embedded": 0, "written": 0, "deleted": 0}
+
+    q = headwater("query", "How many days of annual leave do I get?", "-k", "2", cwd=project)
+    assert q.returncode == 0, q.stderr
+    lines = q.stdout.splitlines()
+    assert "score" in q.stdout and "page" in q.stdout
+    first_row = next(line for line in lines if line.startswith("│ 1 "))
+    assert "leave-policy.docx" in first_row
+
+    hits = json.loads(
+        headwater("query", "receipts", "--source", "*.pdf", "--json", cwd=project).stdout
+    )
+    assert hits and all(h["path"] == "policies/expenses.pdf" for h in hits)
+    assert all(h["pages"] for h in hits)
+
+    st = headwater("status", cwd=project)
+    assert st.returncode == 0, st.stderr
+    assert f"manifest: 3 documents, {report['chunks']['written']} chunks" in st.stdout
+    assert f"store holds: {report['chunks']['written']} chunks" in st.stdout
+
+
+def test_failures_are_listed_and_exit_nonzero(project: Path) -> None:
+    (project / "docs" / "notes.xyz").write_text("?")
+    out = headwater("sync", "--json", cwd=project)
+    assert out.returncode == 1
+    report = json.loads(out.stdout)
+    assert report["files"]["added"] == 3 and report["files"]["failed"] == 1
+    assert report["failures"] == [
+        {"path": "docs:notes.xyz", "reason": "unsupported file type '.xyz'"}
+    ]
+
+
+def test_bad_config_names_the_key(project: Path) -> None:
+    out = headwater("sync", cwd=project, env={"HEADWATER_EMBEDDING__BATCH_SIZE": "0"})
+    assert out.returncode == 2
+    assert "embedding.batch_size" in out.stderr
+    assert "HEADWATER_EMBEDDING__BATCH_SIZE" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,41 @@
+"""The install works: PDF parsing and sentence-transformers in one fresh process, offline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .conftest import SAMPLE_DOCS
+
+SCRIPT = f"""
+import importlib.util
+from sentence_transformers import SentenceTransformer
+from ingest.config import LoadingConfig
+from ingest.embedding import Embedder, resolve_model
+from ingest.config import EmbeddingConfig
+from ingest.loading import load_document
+from ingest.models import SourceFile
+
+path = {str(SAMPLE_DOCS / "policies/expenses.pdf")!r}
+data = open(path, "rb").read()
+doc = load_document(SourceFile("s", "expenses.pdf", path, len(data), "fp"), data, LoadingConfig())
+assert len(doc.elements) > 20, len(doc.elements)
+assert resolve_model("sentence-transformers/all-MiniLM-L6-v2").endswith(("all-MiniLM-L6-v2", "model"))
+v = Embedder(EmbeddingConfig(device="cpu")).embed(["hello"])
+assert v.shape == (1, 384)
+# torchvision's CUDA-only build breaks transformers; the install must have removed it.
+assert importlib.util.find_spec("torchvision") is None
+print("ok")
+"""
+
+
+def test_pdf_parsing_and_embeddings_work_in_one_offline_process() -> None:
+    # Point every proxy at a closed port: any attempt to reach the internet fails fast.
+    env = {k: v for k, v in os.environ.items() if k.upper() not in ("NO_PROXY", "HF_HUB_OFFLINE")}
+    env.update(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
