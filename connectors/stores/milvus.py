@@ -55,21 +55,51 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def glob_to_like(pattern: str) -> str:
-    """Translate a shell glob (`*`, `?`) to a Milvus LIKE pattern."""
+def _check_glob(pattern: str) -> None:
     if re.search(r"[\[\]]", pattern):
         raise StoreError(f"--source {pattern!r}: only * and ? are supported in globs")
+
+
+def glob_to_like(pattern: str) -> str:
+    """Translate a shell glob (`*`, `?`) to a Milvus LIKE pattern."""
+    _check_glob(pattern)
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%").replace("?", "_")
 
 
-def filter_expression(filters: QueryFilter | None) -> str:
+def _glob_field(pattern: str) -> str:
+    return "source_id" if ":" in pattern else "path"
+
+
+def _glob_prefix(pattern: str) -> str:
+    """The literal text before the first wildcard."""
+    return re.split(r"[*?]", pattern, maxsplit=1)[0]
+
+
+def glob_matches(pattern: str, row: dict[str, Any]) -> bool:
+    """Client-side twin of the LIKE filter: `*` and `?` match any characters, `/` included."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, str(row[_glob_field(pattern)]), flags=re.DOTALL) is not None
+
+
+def filter_expression(filters: QueryFilter | None, *, prefix_only: bool = False) -> str:
+    """A Milvus boolean expression for `filters`.
+
+    With `prefix_only`, a glob becomes a prefix match on its literal start (Milvus 2.3
+    servers support no other LIKE); the caller must then check `glob_matches` itself.
+    """
     if filters is None:
         return ""
     parts = []
     if filters.source_glob:
-        field = "source_id" if ":" in filters.source_glob else "path"
-        parts.append(f"{field} like {_quote(glob_to_like(filters.source_glob))}")
+        glob = filters.source_glob
+        field = _glob_field(glob)
+        if not prefix_only:
+            parts.append(f"{field} like {_quote(glob_to_like(glob))}")
+        else:
+            _check_glob(glob)
+            if prefix := _glob_prefix(glob):
+                parts.append(f"{field} like {_quote(glob_to_like(prefix) + '%')}")
     if filters.source_ids:
         parts.append(f"source_id in [{', '.join(_quote(s) for s in filters.source_ids)}]")
     if filters.file_types:
@@ -122,6 +152,10 @@ def _metadata(row: dict[str, Any]) -> ChunkMetadata:
     )
 
 
+def _hit_row(hit: QueryHit) -> dict[str, str]:
+    return {"path": hit.metadata.path, "source_id": hit.metadata.source_id}
+
+
 def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -138,6 +172,7 @@ class MilvusStore(VectorStore):
         super().__init__(config, collection=collection, state_dir=state_dir)
         self._client: MilvusClient | None = None
         self._exists: bool | None = None
+        self._prefix_like_only: bool | None = None
 
     @property
     def uri(self) -> str:
@@ -307,39 +342,74 @@ class MilvusStore(VectorStore):
                 out.append(VectorRecord(chunk, [float(x) for x in row["vector"]]))
         return out
 
-    def query(
-        self, vector: Sequence[float], k: int = 5, filters: QueryFilter | None = None
-    ) -> list[QueryHit]:
-        if not self._ready():
-            return []
+    def _needs_client_glob(self, filters: QueryFilter | None) -> bool:
+        """Whether this server cannot run the glob as LIKE, so we filter rows ourselves."""
+        if filters is None or not filters.source_glob or not self._prefix_like_only:
+            return False
+        glob = filters.source_glob
+        return glob != _glob_prefix(glob) + "*" or "?" in glob
+
+    def _search(self, vector: Sequence[float], limit: int, expr: str) -> list[QueryHit]:
         result = self.client.search(
             self.collection,
             data=[[float(x) for x in vector]],
-            limit=k,
-            filter=filter_expression(filters),
+            limit=limit,
+            filter=expr,
             output_fields=_OUTPUT[1:],
             search_params={"metric_type": "IP"},
         )
         hits = []
         for hit in result[0]:
             row = {"id": hit["id"], **hit["entity"]}
-            hits.append(
-                QueryHit(
-                    id=row["id"],
-                    score=float(hit["distance"]),
-                    text=row["text"],
-                    metadata=_metadata(row),
-                )
-            )
+            meta = _metadata(row)
+            hits.append(QueryHit(row["id"], float(hit["distance"]), row["text"], meta))
         return hits
+
+    def query(
+        self, vector: Sequence[float], k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        if not self._ready():
+            return []
+        self._probe_like()
+        if not self._needs_client_glob(filters):
+            return self._search(vector, k, filter_expression(filters, prefix_only=False))
+        assert filters is not None and filters.source_glob
+        expr = filter_expression(filters, prefix_only=True)
+        limit = max(8 * k, 64)
+        while True:
+            found = self._search(vector, limit, expr)
+            kept = [h for h in found if glob_matches(filters.source_glob, _hit_row(h))]
+            if len(kept) >= k or len(found) < limit or limit >= _QUERY_CAP:
+                return kept[:k]
+            limit = min(limit * 4, _QUERY_CAP)
 
     def count(self, filters: QueryFilter | None = None) -> int:
         if not self._ready():
             return 0
+        self._probe_like()
+        if self._needs_client_glob(filters):
+            assert filters is not None and filters.source_glob
+            expr = filter_expression(filters, prefix_only=True)
+            rows = self._iterate(expr or 'id != ""', ["id", "path", "source_id"])
+            return sum(glob_matches(filters.source_glob, r) for r in rows)
         rows = self.client.query(
             self.collection, filter=filter_expression(filters), output_fields=["count(*)"]
         )
         return int(rows[0]["count(*)"])
+
+    def _probe_like(self) -> None:
+        """Find out once whether the server runs suffix/infix LIKE (Milvus 2.3 does not)."""
+        if self._prefix_like_only is not None:
+            return
+        try:
+            self.client.query(
+                self.collection, filter='path like "%x"', limit=1, output_fields=["id"]
+            )
+            self._prefix_like_only = False
+        except Exception as exc:
+            if "unsupported pattern" not in str(exc):
+                raise
+            self._prefix_like_only = True
 
     def close(self) -> None:
         if self._client is not None:

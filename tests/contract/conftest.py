@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,16 +25,52 @@ def _milvus_lite(tmp_path: Path) -> StoreFactory:
     return make
 
 
-BACKENDS: dict[str, Callable[[Path], StoreFactory]] = {
-    "milvus-lite": _milvus_lite,
-}
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus server: $HEADWATER_TEST_MILVUS_URI, or one started from the `milvus`
+    package when HEADWATER_TEST_MILVUS_SERVER=start (it listens on all interfaces, so
+    run the tests inside a private network namespace: see ENVIRONMENT.md)."""
+    uri = os.environ.get("HEADWATER_TEST_MILVUS_URI")
+    if uri:
+        yield uri
+        return
+    if os.environ.get("HEADWATER_TEST_MILVUS_SERVER") != "start":
+        pytest.skip(
+            "no Milvus server: set HEADWATER_TEST_MILVUS_URI or HEADWATER_TEST_MILVUS_SERVER=start"
+        )
+    from milvus import default_server
+
+    default_server.set_base_dir(str(tmp_path_factory.mktemp("milvus-server")))
+    default_server.start()
+    try:
+        yield f"http://127.0.0.1:{default_server.listen_port}"
+    finally:
+        default_server.stop()
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+def _milvus_server(tmp_path: Path, uri: str) -> StoreFactory:
+    from connectors.stores.milvus import MilvusConfig, MilvusStore
+
+    # One collection per test on a shared server.
+    collection = "contract_" + uuid.uuid4().hex[:12]
+
+    def make() -> VectorStore:
+        return MilvusStore(MilvusConfig(uri=uri), collection=collection, state_dir=tmp_path)
+
+    return make
+
+
+BACKENDS = ["milvus-lite", "milvus-server"]
+
+
+@pytest.fixture(params=BACKENDS)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Makes store instances that all point at the same (fresh) collection."""
     opened: list[VectorStore] = []
-    base = BACKENDS[request.param](tmp_path)
+    if request.param == "milvus-server":
+        base = _milvus_server(tmp_path, request.getfixturevalue("milvus_server_uri"))
+    else:
+        base = _milvus_lite(tmp_path)
 
     def make() -> VectorStore:
         s = base()
