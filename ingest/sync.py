@@ -21,6 +21,7 @@ from ingest.chunking import Chunker, create_chunker
 from ingest.config import HeadwaterConfig
 from ingest.embedding import Embedder
 from ingest.errors import HeadwaterError, LoadError
+from ingest.ids import content_hash
 from ingest.loading import load_document
 from ingest.manifest import Manifest, ManifestEntry
 from ingest.models import Chunk, FileResult, FileStatus, SourceFile, VectorRecord
@@ -81,7 +82,6 @@ class SyncEngine:
             else [create_source(config, s) for s in config.sources]
         )
         self.progress = progress or (lambda stage, done, total: None)
-        self._dimension_checked = False
 
     # -- state ---------------------------------------------------------------------
 
@@ -137,8 +137,6 @@ class SyncEngine:
                 data = source.read_bytes(item.file)
             except OSError as exc:
                 raise LoadError(item.file.path, f"cannot read: {exc.strerror or exc}") from exc
-            from ingest.ids import content_hash
-
             digest = content_hash(data)
             prev = item.previous
             if prev and prev.content_hash == digest and prev.chunker == item.chunker:
@@ -169,6 +167,7 @@ class SyncEngine:
             p.planned.file.source_id: self.manifest.chunk_hashes(p.planned.file.source_id)
             for p in changed
         }
+        hashes = {c.id: meta_hash(c) for p in changed for c in p.chunks}
         fresh = {
             c.id for p in changed for c in p.chunks if c.id not in previous[c.metadata.source_id]
         }
@@ -181,7 +180,7 @@ class SyncEngine:
             for c in p.chunks:
                 if c.id in fresh and c.id not in held:
                     to_embed[c.id] = c
-                elif c.id in held or prev.get(c.id) != meta_hash(c):
+                elif c.id in held or prev.get(c.id) != hashes[c.id]:
                     # Stored already, but its page/position/section moved: rewrite the
                     # row with the stored vector instead of embedding again.
                     to_rewrite[c.id] = c
@@ -205,7 +204,7 @@ class SyncEngine:
 
         with report.timed("write"):
             if records:
-                self._ensure_collection(len(records[0].vector))
+                self.store.ensure_collection(len(records[0].vector))
                 self.store.upsert(records)
             vanished: dict[str, set[str]] = {}
             for p in changed:
@@ -229,7 +228,7 @@ class SyncEngine:
                         chunker=p.planned.chunker,
                         chunk_count=len(p.chunks),
                     ),
-                    {c.id: meta_hash(c) for c in p.chunks},
+                    {c.id: hashes[c.id] for c in p.chunks},
                 )
                 for p in changed
             )
@@ -265,11 +264,6 @@ class SyncEngine:
                     deleted=entry.chunk_count,
                 )
             )
-
-    def _ensure_collection(self, dimension: int) -> None:
-        if not self._dimension_checked:
-            self.store.ensure_collection(dimension)
-            self._dimension_checked = True
 
     # -- the whole run -------------------------------------------------------------
 

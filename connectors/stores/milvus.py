@@ -172,7 +172,8 @@ class MilvusStore(VectorStore):
         super().__init__(config, collection=collection, state_dir=state_dir)
         self._client: MilvusClient | None = None
         self._exists: bool | None = None
-        self._prefix_like_only: bool | None = None
+        self._like_is_prefix_only: bool | None = None
+        self._dim: int | None = None
 
     @property
     def uri(self) -> str:
@@ -253,13 +254,17 @@ class MilvusStore(VectorStore):
         self.client.create_index(self.collection, index, sync=False)
         self.client.load_collection(self.collection)
         self._exists = True
+        self._dim = dimension
 
     def _dimension(self) -> int:
-        info = self.client.describe_collection(self.collection)
-        for field in info["fields"]:
-            if field["name"] == "vector":
-                return int(field["params"]["dim"])
-        raise StoreError(f"collection {self.collection!r} has no 'vector' field")
+        """The collection's vector size, read once: it cannot change."""
+        if self._dim is None:
+            info = self.client.describe_collection(self.collection)
+            dims = [int(f["params"]["dim"]) for f in info["fields"] if f["name"] == "vector"]
+            if not dims:
+                raise StoreError(f"collection {self.collection!r} has no 'vector' field")
+            self._dim = dims[0]
+        return self._dim
 
     # -- writes --------------------------------------------------------------------
 
@@ -344,10 +349,10 @@ class MilvusStore(VectorStore):
 
     def _needs_client_glob(self, filters: QueryFilter | None) -> bool:
         """Whether this server cannot run the glob as LIKE, so we filter rows ourselves."""
-        if filters is None or not filters.source_glob or not self._prefix_like_only:
+        if filters is None or not filters.source_glob:
             return False
         glob = filters.source_glob
-        return glob != _glob_prefix(glob) + "*" or "?" in glob
+        return glob != _glob_prefix(glob) + "*" and self._prefix_like_only()
 
     def _search(self, vector: Sequence[float], limit: int, expr: str) -> list[QueryHit]:
         result = self.client.search(
@@ -370,7 +375,6 @@ class MilvusStore(VectorStore):
     ) -> list[QueryHit]:
         if not self._ready():
             return []
-        self._probe_like()
         if not self._needs_client_glob(filters):
             return self._search(vector, k, filter_expression(filters, prefix_only=False))
         assert filters is not None and filters.source_glob
@@ -386,7 +390,6 @@ class MilvusStore(VectorStore):
     def count(self, filters: QueryFilter | None = None) -> int:
         if not self._ready():
             return 0
-        self._probe_like()
         if self._needs_client_glob(filters):
             assert filters is not None and filters.source_glob
             expr = filter_expression(filters, prefix_only=True)
@@ -397,22 +400,23 @@ class MilvusStore(VectorStore):
         )
         return int(rows[0]["count(*)"])
 
-    def _probe_like(self) -> None:
-        """Find out once whether the server runs suffix/infix LIKE (Milvus 2.3 does not)."""
-        if self._prefix_like_only is not None:
-            return
-        try:
-            self.client.query(
-                self.collection, filter='path like "%x"', limit=1, output_fields=["id"]
-            )
-            self._prefix_like_only = False
-        except Exception as exc:
-            if "unsupported pattern" not in str(exc):
-                raise
-            self._prefix_like_only = True
+    def _prefix_like_only(self) -> bool:
+        """Whether the server lacks suffix/infix LIKE (Milvus 2.3 does); asked once."""
+        if self._like_is_prefix_only is None:
+            try:
+                self.client.query(
+                    self.collection, filter='path like "%x"', limit=1, output_fields=["id"]
+                )
+                self._like_is_prefix_only = False
+            except Exception as exc:
+                if "unsupported pattern" not in str(exc):
+                    raise
+                self._like_is_prefix_only = True
+        return self._like_is_prefix_only
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
             self._exists = None
+            self._dim = None
