@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+from ingest.errors import HeadwaterError
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,15 @@ class VectorRecord:
 
 
 @dataclass(frozen=True)
+class CollectionSpec:
+    """What a collection was made for: vectors of one size from one model."""
+
+    dimension: int
+    model: str
+    """Embedding model name; empty when the collection does not record it."""
+
+
+@dataclass(frozen=True)
 class QueryFilter:
     """Metadata conditions for a query; all given conditions must hold."""
 
@@ -107,6 +119,39 @@ class QueryFilter:
 
     def is_empty(self) -> bool:
         return not (self.source_glob or self.source_ids or self.file_types or self.pages)
+
+    @property
+    def glob_field(self) -> str:
+        """The field the glob applies to: ``source_id`` when it names a source, else ``path``."""
+        return "source_id" if self.source_glob and ":" in self.source_glob else "path"
+
+    def glob_regex(self) -> re.Pattern[str] | None:
+        """The glob as a regex: ``*`` and ``?`` match any characters, ``/`` included."""
+        if not self.source_glob:
+            return None
+        if re.search(r"[\[\]]", self.source_glob):
+            raise HeadwaterError(
+                f"--source {self.source_glob!r}: only * and ? are supported in globs"
+            )
+        return re.compile(
+            "".join(
+                ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in self.source_glob
+            ),
+            flags=re.DOTALL,
+        )
+
+    def matches(self, metadata: ChunkMetadata) -> bool:
+        """Whether a chunk passes every condition (pages: the chunk's first page)."""
+        regex = self.glob_regex()
+        if regex is not None:
+            value = metadata.source_id if self.glob_field == "source_id" else metadata.path
+            if not regex.fullmatch(value):
+                return False
+        if self.source_ids and metadata.source_id not in self.source_ids:
+            return False
+        if self.file_types and metadata.file_type not in self.file_types:
+            return False
+        return not (self.pages and metadata.page not in self.pages)
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel
 
-from ingest.models import QueryFilter, QueryHit, VectorRecord
+from ingest.errors import StoreError
+from ingest.models import CollectionSpec, QueryFilter, QueryHit, VectorRecord
 
 
 class VectorStore(ABC):
@@ -17,7 +18,8 @@ class VectorStore(ABC):
 
     Implementations take their validated config in the constructor and do no I/O there;
     they connect on first use. Ids are chunk ids (strings). Upserting an id that exists
-    replaces it: a store never holds two rows with one id.
+    replaces it: a store never holds two rows with one id. Writes need the collection,
+    made by `ensure_collection`; reads of a missing collection find nothing.
     """
 
     name: ClassVar[str]
@@ -35,8 +37,47 @@ class VectorStore(ABC):
         """Where the data lives, without credentials (safe to log and to key state by)."""
 
     @abstractmethod
-    def ensure_collection(self, dimension: int) -> None:
-        """Create the collection if missing; fail if it exists with another dimension."""
+    def collection_spec(self) -> CollectionSpec | None:
+        """What the existing collection was made for; None when there is no collection."""
+
+    @abstractmethod
+    def create_collection(self, spec: CollectionSpec) -> None:
+        """Create the (missing) collection, recording `spec` with it."""
+
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        """Create the collection if missing; fail if it was made for another size or model."""
+        existing = self.collection_spec()
+        if existing is None:
+            self.create_collection(spec)
+            return
+        where = f"collection {self.collection!r} at {self.location}"
+        if existing.dimension != spec.dimension:
+            raise StoreError(
+                f"{where} holds {existing.dimension}-dimensional vectors but "
+                f"{spec.model or 'the embedding model'} makes {spec.dimension}: use another "
+                "store.collection for this model, or delete the collection"
+            )
+        if existing.model and spec.model and existing.model != spec.model:
+            raise StoreError(
+                f"{where} was made with model {existing.model!r}, not {spec.model!r}: vectors "
+                "from two models are not comparable; use another store.collection, or "
+                "`headwater migrate` into a fresh one"
+            )
+
+    def check_vectors(self, records: Sequence[VectorRecord]) -> None:
+        """Fail before writing anything if a vector does not fit the collection."""
+        spec = self.collection_spec()
+        if spec is None:
+            raise StoreError(
+                f"collection {self.collection!r} at {self.location} does not exist: "
+                "ensure_collection() makes it"
+            )
+        for r in records:
+            if len(r.vector) != spec.dimension:
+                raise StoreError(
+                    f"{r.chunk.metadata.source_id}: vector of chunk {r.id} has {len(r.vector)} "
+                    f"dimensions, collection {self.collection!r} expects {spec.dimension}"
+                )
 
     @abstractmethod
     def upsert(self, records: Sequence[VectorRecord]) -> int:
@@ -63,6 +104,10 @@ class VectorStore(ABC):
         """Records (with vectors) for the ids the store holds."""
 
     @abstractmethod
+    def scan(self, batch_size: int = 1000) -> Iterator[list[VectorRecord]]:
+        """Every record with its vector, in batches of at most `batch_size`."""
+
+    @abstractmethod
     def query(
         self, vector: Sequence[float], k: int = 5, filters: QueryFilter | None = None
     ) -> list[QueryHit]:
@@ -74,7 +119,7 @@ class VectorStore(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Release connections and files. Safe to call twice."""
+        """Release connections and files; persist what is pending. Safe to call twice."""
 
     def __enter__(self) -> VectorStore:
         return self

@@ -24,7 +24,7 @@ from ingest.errors import HeadwaterError, LoadError
 from ingest.ids import content_hash
 from ingest.loading import load_document
 from ingest.manifest import Manifest, ManifestEntry
-from ingest.models import Chunk, FileResult, FileStatus, SourceFile, VectorRecord
+from ingest.models import Chunk, CollectionSpec, FileResult, FileStatus, SourceFile, VectorRecord
 from ingest.planning import PlannedFile, SyncPlan, plan
 from ingest.report import SyncReport
 from ingest.source import Source
@@ -92,6 +92,11 @@ class SyncEngine:
             f"{self.config.store.backend}|{self.store.location}|{self.store.collection}|"
             f"{self.config.embedding.model}"
         )
+
+    @property
+    def collection_spec(self) -> CollectionSpec:
+        """What this engine's vectors are (loads the model to learn the dimension)."""
+        return CollectionSpec(self.embedder.dimension, self.config.embedding.model)
 
     @cached_property
     def manifest(self) -> Manifest:
@@ -204,7 +209,6 @@ class SyncEngine:
 
         with report.timed("write"):
             if records:
-                self.store.ensure_collection(len(records[0].vector))
                 self.store.upsert(records)
             vanished: dict[str, set[str]] = {}
             for p in changed:
@@ -290,6 +294,9 @@ class SyncEngine:
             the_plan = self.plan(report)
         for f in the_plan.unchanged:
             report.add(FileResult(f.source_id, f.path, FileStatus.UNCHANGED))
+        if the_plan.to_load:
+            # Before any file is parsed: a collection made for another model fails the run now.
+            self.store.ensure_collection(self.collection_spec)
         return report, the_plan
 
     def prepare_all(

@@ -6,14 +6,14 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.errors import MissingExtraError, StoreError
-from ingest.models import Chunk, ChunkMetadata, QueryFilter, QueryHit, VectorRecord
+from ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, QueryHit, VectorRecord
 from ingest.store import VectorStore
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ _BATCH = 1000
 _QUERY_CAP = 16384
 """The most rows one Milvus query returns (offset + limit)."""
 _MAX_TEXT_BYTES = 65535
+_MODEL_PROPERTY = "headwater.model"
+"""Collection property recording the embedding model (kept by Lite and by servers)."""
 _OUTPUT = ["id", "text", "source_id", "path", "file_type", "page", "meta"]
 
 
@@ -55,20 +57,10 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _check_glob(pattern: str) -> None:
-    if re.search(r"[\[\]]", pattern):
-        raise StoreError(f"--source {pattern!r}: only * and ? are supported in globs")
-
-
 def glob_to_like(pattern: str) -> str:
     """Translate a shell glob (`*`, `?`) to a Milvus LIKE pattern."""
-    _check_glob(pattern)
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%").replace("?", "_")
-
-
-def _glob_field(pattern: str) -> str:
-    return "source_id" if ":" in pattern else "path"
 
 
 def _glob_prefix(pattern: str) -> str:
@@ -76,28 +68,22 @@ def _glob_prefix(pattern: str) -> str:
     return re.split(r"[*?]", pattern, maxsplit=1)[0]
 
 
-def glob_matches(pattern: str, row: dict[str, Any]) -> bool:
-    """Client-side twin of the LIKE filter: `*` and `?` match any characters, `/` included."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, str(row[_glob_field(pattern)]), flags=re.DOTALL) is not None
-
-
 def filter_expression(filters: QueryFilter | None, *, prefix_only: bool = False) -> str:
     """A Milvus boolean expression for `filters`.
 
     With `prefix_only`, a glob becomes a prefix match on its literal start (Milvus 2.3
-    servers support no other LIKE); the caller must then check `glob_matches` itself.
+    servers support no other LIKE); the caller must then check `filters.matches` itself.
     """
     if filters is None:
         return ""
     parts = []
     if filters.source_glob:
         glob = filters.source_glob
-        field = _glob_field(glob)
+        field = filters.glob_field
+        filters.glob_regex()  # rejects what neither LIKE nor the client-side check supports
         if not prefix_only:
             parts.append(f"{field} like {_quote(glob_to_like(glob))}")
         else:
-            _check_glob(glob)
             if prefix := _glob_prefix(glob):
                 parts.append(f"{field} like {_quote(glob_to_like(prefix) + '%')}")
     if filters.source_ids:
@@ -152,10 +138,6 @@ def _metadata(row: dict[str, Any]) -> ChunkMetadata:
     )
 
 
-def _hit_row(hit: QueryHit) -> dict[str, str]:
-    return {"path": hit.metadata.path, "source_id": hit.metadata.source_id}
-
-
 def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -173,7 +155,7 @@ class MilvusStore(VectorStore):
         self._client: MilvusClient | None = None
         self._exists: bool | None = None
         self._like_is_prefix_only: bool | None = None
-        self._dim: int | None = None
+        self._spec: CollectionSpec | None = None
 
     @property
     def uri(self) -> str:
@@ -225,21 +207,24 @@ class MilvusStore(VectorStore):
                 self.client.load_collection(self.collection)
         return bool(self._exists)
 
-    def ensure_collection(self, dimension: int) -> None:
+    def collection_spec(self) -> CollectionSpec | None:
+        if not self._ready():
+            return None
+        if self._spec is None:
+            info = self.client.describe_collection(self.collection)
+            dims = [int(f["params"]["dim"]) for f in info["fields"] if f["name"] == "vector"]
+            if not dims:
+                raise StoreError(f"collection {self.collection!r} has no 'vector' field")
+            props = info.get("properties") or {}
+            self._spec = CollectionSpec(dims[0], str(props.get(_MODEL_PROPERTY, "")))
+        return self._spec
+
+    def create_collection(self, spec: CollectionSpec) -> None:
         from pymilvus import DataType, MilvusClient
 
-        if self._ready():
-            existing = self._dimension()
-            if existing != dimension:
-                raise StoreError(
-                    f"collection {self.collection!r} at {self.location} holds {existing}-dimensional "
-                    f"vectors but the embedding model makes {dimension}: use another "
-                    "store.collection for this model, or delete the collection"
-                )
-            return
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=spec.dimension)
         schema.add_field("text", DataType.VARCHAR, max_length=_MAX_TEXT_BYTES)
         schema.add_field("source_id", DataType.VARCHAR, max_length=4096)
         schema.add_field("path", DataType.VARCHAR, max_length=4096)
@@ -248,38 +233,25 @@ class MilvusStore(VectorStore):
         schema.add_field("meta", DataType.JSON)
         index = self.client.prepare_index_params()
         index.add_index("vector", index_type=self.config.index, metric_type="IP")
-        self.client.create_collection(self.collection, schema=schema, consistency_level="Strong")
+        self.client.create_collection(
+            self.collection,
+            schema=schema,
+            consistency_level="Strong",
+            properties={_MODEL_PROPERTY: spec.model},
+        )
         # sync=False: waiting for the build asks for a server timestamp, which Milvus Lite
         # does not implement (it logs a traceback). Loading waits for the index anyway.
         self.client.create_index(self.collection, index, sync=False)
         self.client.load_collection(self.collection)
         self._exists = True
-        self._dim = dimension
-
-    def _dimension(self) -> int:
-        """The collection's vector size, read once: it cannot change."""
-        if self._dim is None:
-            info = self.client.describe_collection(self.collection)
-            dims = [int(f["params"]["dim"]) for f in info["fields"] if f["name"] == "vector"]
-            if not dims:
-                raise StoreError(f"collection {self.collection!r} has no 'vector' field")
-            self._dim = dims[0]
-        return self._dim
+        self._spec = spec
 
     # -- writes --------------------------------------------------------------------
 
     def upsert(self, records: Sequence[VectorRecord]) -> int:
         if not records:
             return 0
-        if not self._ready():
-            self.ensure_collection(len(records[0].vector))
-        dim = self._dimension()
-        for r in records:
-            if len(r.vector) != dim:
-                raise StoreError(
-                    f"{r.chunk.metadata.source_id}: vector has {len(r.vector)} dimensions, "
-                    f"collection {self.collection!r} expects {dim}"
-                )
+        self.check_vectors(records)
         for batch in _batches(records):
             self.client.upsert(self.collection, [_row(r) for r in batch])
         return len(records)
@@ -347,6 +319,14 @@ class MilvusStore(VectorStore):
                 out.append(VectorRecord(chunk, [float(x) for x in row["vector"]]))
         return out
 
+    def scan(self, batch_size: int = _BATCH) -> Iterator[list[VectorRecord]]:
+        if not self._ready():
+            return
+        # Ids first, then rows by id: query order is not stable across pages on a server.
+        ids = sorted(r["id"] for r in self._iterate('id != ""', ["id"]))
+        for batch in _batches(ids, batch_size):
+            yield self.fetch(batch)
+
     def _needs_client_glob(self, filters: QueryFilter | None) -> bool:
         """Whether this server cannot run the glob as LIKE, so we filter rows ourselves."""
         if filters is None or not filters.source_glob:
@@ -382,7 +362,7 @@ class MilvusStore(VectorStore):
         limit = max(8 * k, 64)
         while True:
             found = self._search(vector, limit, expr)
-            kept = [h for h in found if glob_matches(filters.source_glob, _hit_row(h))]
+            kept = [h for h in found if filters.matches(h.metadata)]
             if len(kept) >= k or len(found) < limit or limit >= _QUERY_CAP:
                 return kept[:k]
             limit = min(limit * 4, _QUERY_CAP)
@@ -393,8 +373,10 @@ class MilvusStore(VectorStore):
         if self._needs_client_glob(filters):
             assert filters is not None and filters.source_glob
             expr = filter_expression(filters, prefix_only=True)
-            rows = self._iterate(expr or 'id != ""', ["id", "path", "source_id"])
-            return sum(glob_matches(filters.source_glob, r) for r in rows)
+            regex = filters.glob_regex()
+            assert regex is not None
+            rows = self._iterate(expr or 'id != ""', ["id", filters.glob_field])
+            return sum(regex.fullmatch(r[filters.glob_field]) is not None for r in rows)
         rows = self.client.query(
             self.collection, filter=filter_expression(filters), output_fields=["count(*)"]
         )
@@ -419,4 +401,4 @@ class MilvusStore(VectorStore):
             self._client.close()
             self._client = None
             self._exists = None
-            self._dim = None
+            self._spec = None

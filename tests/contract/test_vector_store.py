@@ -8,12 +8,13 @@ import random
 import pytest
 
 from ingest.errors import StoreError
-from ingest.models import Chunk, ChunkMetadata, QueryFilter, VectorRecord
+from ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, VectorRecord
 from ingest.store import VectorStore
 
 from .conftest import StoreFactory
 
 DIM = 8
+SPEC = CollectionSpec(DIM, "test-model")
 
 
 def unit(seed: int, dim: int = DIM) -> list[float]:
@@ -65,7 +66,7 @@ def test_empty_store_answers_without_a_collection(store: VectorStore) -> None:
 
 
 def test_upsert_is_idempotent_and_replaces(store: VectorStore) -> None:
-    store.ensure_collection(DIM)
+    store.ensure_collection(SPEC)
     recs = [record(f"c{i}", seed=i) for i in range(5)]
     assert store.upsert(recs) == 5
     store.upsert(recs)
@@ -77,7 +78,7 @@ def test_upsert_is_idempotent_and_replaces(store: VectorStore) -> None:
 
 
 def test_delete_by_ids_and_by_source(store: VectorStore) -> None:
-    store.ensure_collection(DIM)
+    store.ensure_collection(SPEC)
     store.upsert(
         [record(f"a{i}", "a.md") for i in range(4)] + [record(f"b{i}", "b.md") for i in range(3)]
     )
@@ -90,7 +91,7 @@ def test_delete_by_ids_and_by_source(store: VectorStore) -> None:
 
 
 def test_query_ranks_by_similarity_and_filters(store: VectorStore) -> None:
-    store.ensure_collection(DIM)
+    store.ensure_collection(SPEC)
     store.upsert(
         [
             record("pdf1", "policies/x.pdf", seed=1, page=1),
@@ -126,7 +127,7 @@ def test_query_ranks_by_similarity_and_filters(store: VectorStore) -> None:
 
 def test_data_survives_close_and_reopen(store_factory: StoreFactory) -> None:
     first = store_factory()
-    first.ensure_collection(DIM)
+    first.ensure_collection(SPEC)
     first.upsert([record(f"c{i}", seed=i) for i in range(10)])
     first.close()
     second = store_factory()
@@ -135,7 +136,7 @@ def test_data_survives_close_and_reopen(store_factory: StoreFactory) -> None:
 
 
 def test_unicode_long_text_and_odd_metadata(store: VectorStore) -> None:
-    store.ensure_collection(DIM)
+    store.ensure_collection(SPEC)
     odd = 'we"ird\\ 100%_done [x] ünïcødé 文档 🚲.md'
     long_text = "Ærøskøbing — naïve café 文字 🚴 " * 800
     store.upsert([record("u1", odd, text=long_text, section='Qu"ote\\d'), record("u2", "plain.md")])
@@ -150,21 +151,50 @@ def test_unicode_long_text_and_odd_metadata(store: VectorStore) -> None:
     assert store.count() == 1
 
 
-def test_wrong_dimension_is_a_clear_error(store: VectorStore) -> None:
-    store.ensure_collection(DIM)
+def test_wrong_dimension_or_model_is_a_clear_error(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    with pytest.raises(StoreError, match="does not exist"):
+        store.upsert([record("a", seed=1)])
+    store.ensure_collection(SPEC)
     store.upsert([record("a", seed=1)])
-    with pytest.raises(StoreError, match="dimension"):
-        store.upsert([record("b", dim=DIM + 1)])
+    with pytest.raises(StoreError, match=r"chunk b has 9 dimensions.*expects 8"):
+        store.upsert([record("ok", seed=2), record("b", dim=DIM + 1)])
+    store.close()
+    # A fresh instance reads what the collection was made for from the store itself.
+    reopened = store_factory()
+    assert reopened.collection_spec() == SPEC
     with pytest.raises(StoreError, match=f"holds {DIM}-dimensional"):
-        store.ensure_collection(DIM * 2)
-    assert store.count() == 1
+        reopened.ensure_collection(CollectionSpec(DIM * 2, "test-model"))
+    with pytest.raises(StoreError, match="made with model 'test-model', not 'other-model'"):
+        reopened.ensure_collection(CollectionSpec(DIM, "other-model"))
+    reopened.ensure_collection(SPEC)
+    assert reopened.existing_ids(["a", "ok", "b"]) == {"a"}
+
+
+def test_scan_returns_every_record_with_its_vector(store: VectorStore) -> None:
+    assert list(store.scan()) == []
+    store.ensure_collection(SPEC)
+    recs = {f"s{i}": record(f"s{i}", f"d{i % 3}.pdf", seed=i, page=i % 4 + 1) for i in range(25)}
+    store.upsert(list(recs.values()))
+    batches = list(store.scan(batch_size=10))
+    assert all(1 <= len(b) <= 10 for b in batches)
+    got = {r.id: r for b in batches for r in b}
+    assert got.keys() == recs.keys()
+    for cid, r in got.items():
+        assert r.chunk == recs[cid].chunk
+        assert list(r.vector) == pytest.approx(list(recs[cid].vector), abs=1e-6)
 
 
 def test_ten_thousand_vectors(store: VectorStore) -> None:
-    store.ensure_collection(DIM)
+    store.ensure_collection(SPEC)
     recs = [record(f"n{i}", f"doc{i % 50}.md", seed=i) for i in range(10_000)]
     store.upsert(recs)
     assert store.count() == 10_000
+    store.upsert(recs[:2000])
+    assert store.count() == 10_000
     assert store.query(unit(4242), k=1)[0].id == "n4242"
-    assert len(store.source_ids("docs:doc7.md")) == 200
-    assert len(store.existing_ids([r.id for r in recs[:5000]])) == 5000
+    assert store.count(QueryFilter(source_glob="doc7.md")) == 200
+    assert store.delete_source("docs:doc7.md") == 200
+    assert store.count() == 9_800
+    assert len(store.source_ids("docs:doc8.md")) == 200
+    assert len(store.existing_ids([r.id for r in recs[:5000]])) == 4900
