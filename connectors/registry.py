@@ -25,6 +25,8 @@ ENTRY_POINT_GROUP = "headwater.stores"
 
 _BUILTIN_STORES = {
     "milvus": "connectors.stores.milvus:MilvusStore",
+    "faiss": "connectors.stores.faiss:FaissStore",
+    "weaviate": "connectors.stores.weaviate:WeaviateStore",
 }
 
 

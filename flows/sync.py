@@ -79,6 +79,8 @@ def report_markdown(report: SyncReport) -> str:
         f"Chunks: {chunks['embedded']} embedded, {chunks['written']} written, "
         f"{chunks['deleted']} deleted. Wall time {report.wall_seconds:.1f}s.",
     ]
+    if report.warnings():
+        lines += ["", "## Warnings", "", *(f"- {w}" for w in report.warnings())]
     if report.failures:
         lines += ["", "## Failures", "", "| file | reason |", "|---|---|"]
         lines += [f"| {f.source_id} | {f.reason} |" for f in report.failures]

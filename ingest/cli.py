@@ -1,4 +1,4 @@
-"""The `headwater` command: sync, query, status."""
+"""The `headwater` command: sync, query, status, migrate, eval."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -58,6 +60,28 @@ def _config(path: Path | None) -> HeadwaterConfig:
     return load_config(path)
 
 
+@contextmanager
+def _progress(disable: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback drawing one bar per stage on stderr (when it is a terminal)."""
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=disable or not err.is_terminal,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield progress
+
+
 @app.command()
 def sync(
     config: ConfigOption = None,
@@ -70,22 +94,7 @@ def sync(
 
     _setup_logging(verbose)
     cfg = _config(config)
-    with Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=as_json or not err.is_terminal,
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    with _progress(disable=as_json) as progress:
         engine = SyncEngine(cfg, progress=progress)
         try:
             report = engine.run(wait=wait)
@@ -112,6 +121,8 @@ def _print_summary(report: SyncReport) -> None:
         err.print(f"[red]source {name} not listed:[/] {reason}")
     for f in report.failures:
         err.print(f"[red]failed[/] {f.source_id}: {f.reason}")
+    for warning in report.warnings():
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 @app.command()
@@ -149,6 +160,9 @@ def query(
                         "path": h.metadata.path,
                         "pages": list(h.metadata.pages),
                         "section": h.metadata.section,
+                        "element_types": list(h.metadata.element_types),
+                        "start": h.metadata.start,
+                        "end": h.metadata.end,
                         "text": h.text,
                     }
                     for i, h in enumerate(hits, 1)
@@ -169,8 +183,43 @@ def query(
         snippet = " ".join(h.text.split())
         snippet = snippet[:220] + ("…" if len(snippet) > 220 else "")
         where = m.path + (f"\n§ {m.section}" if m.section else "")
+        where += f"\n{', '.join(m.element_types)} · chars {m.start}-{m.end}"
         table.add_row(str(i), f"{h.score:.3f}", where, pages, snippet)
     console.print(table)
+
+
+@app.command()
+def migrate(
+    to: Annotated[
+        Path, typer.Option("--to", help="Config file of the store to copy into.", exists=True)
+    ],
+    config: ConfigOption = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Records per read and write.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report object.")] = False,
+) -> None:
+    """Copy every chunk with its vector into another store (no embedding), verify, and
+    record the manifest for it: then sync with the --to config."""
+    from ingest.migrate import migrate as run_migration
+
+    _setup_logging(False)
+    source, destination = _config(config), load_config(to)
+    with _progress(disable=as_json) as progress:
+        report = run_migration(source, destination, batch_size=batch_size, progress=progress)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    console.print(
+        f"copied {report.copied} chunks from {report.source} to {report.destination} "
+        f"in {report.seconds:.2f}s; 0 embedded"
+    )
+    if report.removed_from_destination:
+        console.print(
+            f"removed {report.removed_from_destination} stale chunks from the destination"
+        )
+    console.print(
+        f"verified: destination holds {report.destination_count} chunks; manifest records "
+        f"{report.documents} documents for it. Use --config {to} from now on."
+    )
 
 
 @app.command()
@@ -202,6 +251,68 @@ def status(config: ConfigOption = None) -> None:
         f"store holds: {stored} chunks"
         + ("" if stored == chunks else "  [yellow](differs from manifest)[/]")
     )
+
+
+@app.command("eval")
+def evaluate(
+    questions: Annotated[
+        Path,
+        typer.Option(
+            "--questions", "-q", help="JSON file of questions with reference passages.", exists=True
+        ),
+    ],
+    k: Annotated[
+        int | None,
+        typer.Option("--k", "-k", min=1, metavar="N", help="Chunks per question (default eval.k)."),
+    ] = None,
+    strategies: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--strategies",
+            "-s",
+            metavar="NAMES",
+            help="Variants to compare, by their name in the config's eval.strategies tables "
+            "(or the built-in defaults); comma-separated or repeated. Default: all.",
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the table as Markdown.")
+    ] = False,
+) -> None:
+    """Compare chunking strategies: build each into a scratch store, retrieve the top k
+    chunks per question, and score them against the reference passages."""
+    from ingest.evaluation import Evaluation, select_variants
+
+    _setup_logging(False)
+    cfg = _config(config)
+    names = [n.strip() for arg in strategies or [] for n in arg.split(",") if n.strip()]
+    variants = select_variants(cfg, names)
+    with _progress(disable=as_json or markdown) as progress:
+        report = Evaluation(cfg, variants, k=k or cfg.eval.k, progress=progress).run(questions)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    for path, reason in report.failures.items():
+        err.print(f"[yellow]not loaded[/] {path}: {reason}", highlight=False)
+    if markdown:
+        print(report.markdown())
+        return
+    table = Table(
+        title=f"{report.questions} questions, {report.documents} documents, top {report.k}",
+        caption="recall, precision, IoU: characters of the reference passages vs. the "
+        "retrieved chunks, averaged over questions",
+    )
+    for col in report.HEADER:
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for row in report.rows():
+        table.add_row(*row)
+    # Nine columns do not fit the 80 characters rich assumes for a pipe or a file.
+    out = console if console.is_terminal else Console(width=120)
+    out.print(table)
+    for s in report.strategies:
+        out.print(f"  {s.name}: {s.settings}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -11,9 +11,19 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ingest.errors import ConfigError
@@ -27,18 +37,30 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ChunkingConfig(_Section):
-    """How a source's documents are split into chunks."""
+Unit = Literal["tokens", "chars"]
+
+STRATEGIES = ("recursive", "token", "headers", "elements", "semantic")
+"""Chunking strategy names, the values of ``chunking.strategy``."""
+
+
+def _overlap_below(info: ValidationInfo, overlap: int, size_key: str = "chunk_size") -> int:
+    size = info.data.get(size_key)
+    if size is not None and overlap >= size:
+        raise ValueError(f"{overlap} must be smaller than {size_key} ({size})")
+    return overlap
+
+
+class RecursiveChunking(_Section):
+    """Split each section on paragraph, line, sentence and word boundaries until pieces fit."""
 
     strategy: Literal["recursive"] = Field(
         "recursive",
-        description="Chunking strategy. 'recursive': split each section on paragraph, line, "
-        "sentence and word boundaries until pieces fit chunk_size.",
+        description="'recursive': langchain's recursive character splitter, section by section.",
     )
-    unit: Literal["tokens", "chars"] = Field(
+    unit: Unit = Field(
         "tokens",
         description="What chunk_size and chunk_overlap count: tokens of the embedding model's "
-        "own tokenizer (never exceeds the model's input window) or characters.",
+        "own tokenizer (capped at the model's input window) or characters.",
     )
     chunk_size: int = Field(200, gt=0, description="Largest chunk, in `unit`s.")
     chunk_overlap: int = Field(
@@ -48,13 +70,174 @@ class ChunkingConfig(_Section):
         True, description="Never let a chunk span two sections (titles start sections)."
     )
 
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info: ValidationInfo) -> int:
+        return _overlap_below(info, value)
+
+
+class TokenChunking(_Section):
+    """Fixed windows of the embedding model's own tokens, cut at word boundaries."""
+
+    strategy: Literal["token"] = Field(
+        "token", description="'token': windows of chunk_size model tokens."
+    )
+    chunk_size: int | None = Field(
+        None,
+        gt=0,
+        description="Tokens per chunk; empty means the model's whole input window (less its "
+        "special tokens). Larger values are capped there, so no chunk is ever truncated.",
+    )
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
+    respect_sections: bool = Field(
+        False, description="Start a new window at every section (titles start sections)."
+    )
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info: ValidationInfo) -> int:
+        return _overlap_below(info, value)
+
+
+class HeadersChunking(_Section):
+    """One chunk per heading section, keeping the heading path (h1 > h2 > h3)."""
+
+    strategy: Literal["headers"] = Field(
+        "headers",
+        description="'headers': split at headings of Markdown, HTML and other documents whose "
+        "headings have levels; others fall back to 'recursive' sections.",
+    )
+    header_levels: int = Field(
+        3,
+        ge=1,
+        le=6,
+        description="Headings of levels 1..N start a chunk; deeper headings stay inside it.",
+    )
+    unit: Unit = Field(
+        "tokens", description="What chunk_size and chunk_overlap count: model tokens or chars."
+    )
+    chunk_size: int = Field(
+        200, gt=0, description="Sections longer than this are split recursively, in `unit`s."
+    )
+    chunk_overlap: int = Field(
+        30, ge=0, description="Overlap between pieces of one long section, in `unit`s."
+    )
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info: ValidationInfo) -> int:
+        return _overlap_below(info, value)
+
+
+class ElementsChunking(_Section):
+    """unstructured's own chunking of the loaded elements, by title or by page."""
+
+    strategy: Literal["elements"] = Field(
+        "elements", description="'elements': unstructured's chunk_by_title, or chunks per page."
+    )
+    split_by: Literal["title", "page"] = Field(
+        "title",
+        description="'title': sections start at titles (chunk_by_title); 'page': elements are "
+        "chunked page by page and a chunk never spans two pages.",
+    )
+    max_characters: int = Field(
+        800,
+        gt=0,
+        description="Hard limit on a chunk's length in characters (unstructured counts only "
+        "characters; 800 keeps English prose inside MiniLM's 256-token window).",
+    )
+    new_after_n_chars: int | None = Field(
+        None,
+        gt=0,
+        description="Soft limit: start a new chunk once this many characters are gathered; "
+        "empty means max_characters.",
+    )
+    combine_text_under_n_chars: int | None = Field(
+        None,
+        ge=0,
+        description="By title only: join sections shorter than this with the next one; empty "
+        "means max_characters (join while they fit), 0 never joins.",
+    )
+
+    @field_validator("new_after_n_chars")
+    @classmethod
+    def _soft_below_hard(cls, value: int | None, info: ValidationInfo) -> int | None:
+        hard = info.data.get("max_characters")
+        if value is not None and hard is not None and value > hard:
+            raise ValueError(f"{value} must not exceed max_characters ({hard})")
+        return value
+
     @model_validator(mode="after")
-    def _overlap_below_size(self) -> ChunkingConfig:
-        if self.chunk_overlap >= self.chunk_size:
+    def _combine_only_by_title(self) -> ElementsChunking:
+        if self.split_by == "page" and self.combine_text_under_n_chars is not None:
             raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+                "combine_text_under_n_chars applies to split_by = 'title' only; "
+                "pages are never combined"
             )
         return self
+
+
+class SemanticChunking(_Section):
+    """Breaks where the embedding similarity of neighbouring sentences drops."""
+
+    strategy: Literal["semantic"] = Field(
+        "semantic",
+        description="'semantic': embed each sentence (with its neighbours) and break where "
+        "the similarity of neighbours drops, within chunk_size.",
+    )
+    chunk_size: int = Field(
+        200,
+        gt=0,
+        description="Largest chunk in model tokens (capped at the model's input window).",
+    )
+    min_chunk_size: int = Field(
+        40,
+        ge=0,
+        description="A chunk is not closed at a breakpoint before it has this many tokens.",
+    )
+    breakpoint_percentile: float = Field(
+        90,
+        gt=0,
+        lt=100,
+        description="A break goes where the distance between neighbouring sentences is above "
+        "this percentile of the document's distances.",
+    )
+    buffer_size: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="Sentences on each side embedded with a sentence, to steady its meaning.",
+    )
+
+    @field_validator("min_chunk_size")
+    @classmethod
+    def _min_below_max(cls, value: int, info: ValidationInfo) -> int:
+        size = info.data.get("chunk_size")
+        if size is not None and value >= size:
+            raise ValueError(f"{value} must be smaller than chunk_size ({size})")
+        return value
+
+
+def _strategy_of(value: Any) -> Any:
+    # A table without `strategy` means the default strategy, as before strategies existed.
+    if isinstance(value, dict):
+        return value.get("strategy", "recursive")
+    return getattr(value, "strategy", None)
+
+
+ChunkingConfig: TypeAlias = Annotated[
+    Annotated[RecursiveChunking, Tag("recursive")]
+    | Annotated[TokenChunking, Tag("token")]
+    | Annotated[HeadersChunking, Tag("headers")]
+    | Annotated[ElementsChunking, Tag("elements")]
+    | Annotated[SemanticChunking, Tag("semantic")],
+    Discriminator(
+        _strategy_of,
+        custom_error_type="invalid_strategy",
+        custom_error_message="unknown strategy",
+    ),
+]
+"""How a source's documents are split into chunks: one model per strategy."""
 
 
 class SourceConfig(_Section):
@@ -72,7 +255,8 @@ class SourceConfig(_Section):
         default_factory=list, description="Globs of files to skip, relative to path."
     )
     chunking: ChunkingConfig = Field(
-        default_factory=ChunkingConfig, description="Chunking settings for this source."
+        default_factory=RecursiveChunking,
+        description="Chunking strategy and settings for this source (`strategy` picks one).",
     )
 
 
@@ -160,6 +344,26 @@ class StateConfig(_Section):
     dir: Path = Field(Path(".headwater"), description="State folder, relative to the config file.")
 
 
+class EvalConfig(_Section):
+    """`headwater eval`: the chunking variants it compares and how many chunks it retrieves."""
+
+    k: int = Field(5, gt=0, le=100, description="Chunks retrieved per question.")
+    strategies: dict[str, ChunkingConfig] = Field(
+        default_factory=dict,
+        description="Named chunking variants to compare, one table each "
+        "([eval.strategies.<name>], the same keys as [sources.chunking]). Empty: one variant "
+        "per strategy with its defaults.",
+    )
+
+    @field_validator("strategies")
+    @classmethod
+    def _simple_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [name for name in value if not re.fullmatch(r"[A-Za-z0-9_.-]+", name)]
+        if bad:
+            raise ValueError(f"names may use letters, digits, '_', '.', '-': {', '.join(bad)}")
+        return value
+
+
 class HeadwaterConfig(BaseSettings):
     """The whole configuration."""
 
@@ -175,6 +379,9 @@ class HeadwaterConfig(BaseSettings):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig, description="Embedding.")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Vector store.")
     state: StateConfig = Field(default_factory=StateConfig, description="State folder.")
+    eval: EvalConfig = Field(
+        default_factory=EvalConfig, description="Retrieval evaluation (`headwater eval`)."
+    )
     config_dir: Path = Field(
         default_factory=Path.cwd, exclude=True, description="Folder relative paths start from."
     )
@@ -243,17 +450,48 @@ def load_config(path: str | Path | None = None) -> HeadwaterConfig:
     try:
         return HeadwaterConfig(**data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, where)) from None
+        raise ConfigError(format_validation_error(exc, where, data)) from None
 
 
-def format_validation_error(exc: ValidationError, where: str) -> str:
+def format_validation_error(
+    exc: ValidationError, where: str, data: dict[str, Any] | None = None
+) -> str:
     lines = [f"{where}: invalid configuration"]
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = _readable_loc(err["loc"], data or {})
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling)"
+        elif err["type"] == "invalid_strategy":
+            loc = (*loc, "strategy")
+            given = err["input"].get("strategy") if isinstance(err["input"], dict) else None
+            msg = f"unknown strategy {given!r}; choose one of: {', '.join(STRATEGIES)}"
+        key = ".".join(str(p) for p in loc) or "(top level)"
         env = ENV_PREFIX + "__".join(str(p).upper() for p in err["loc"] if not isinstance(p, int))
         hint = f" (or environment variable {env})" if env in os.environ else ""
         lines.append(f"  {key}: {msg}{hint}")
     return "\n".join(lines)
+
+
+def _readable_loc(loc: tuple[int | str, ...], data: dict[str, Any]) -> tuple[int | str, ...]:
+    """The error location as a user names it: sources by name, no strategy tags.
+
+    pydantic reports ``sources.0.chunking.token.chunk_size``; the file says
+    ``[[sources]] name = "docs"`` and ``[sources.chunking]``, so we say
+    ``sources.docs.chunking.chunk_size``.
+    """
+    out: list[int | str] = []
+    for i, part in enumerate(loc):
+        prev = loc[i - 1] if i else None
+        if prev == "sources" and isinstance(part, int):
+            sources = data.get("sources")
+            if isinstance(sources, list) and part < len(sources):
+                name = sources[part].get("name") if isinstance(sources[part], dict) else None
+                out.append(name if isinstance(name, str) and name else part)
+                continue
+        is_tag = part in STRATEGIES and (
+            prev == "chunking" or (i >= 2 and loc[i - 2] == "strategies")
+        )
+        if not is_tag:
+            out.append(part)
+    return tuple(out)

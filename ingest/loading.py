@@ -113,7 +113,12 @@ def load_document(file: SourceFile, data: bytes, config: LoadingConfig) -> Docum
         ) from exc
 
     elements = [
-        Element(text=text, category=el.category, page=getattr(el.metadata, "page_number", None))
+        Element(
+            text=text,
+            category=el.category,
+            page=getattr(el.metadata, "page_number", None),
+            depth=getattr(el.metadata, "category_depth", None),
+        )
         for el in raw
         if (text := (el.text or "").strip()) and el.category not in _PAGE_FURNITURE
     ]

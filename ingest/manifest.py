@@ -121,6 +121,34 @@ class Manifest:
             for sid in source_ids:
                 self._remove(db, sid)
 
+    def copy_to(self, other: Manifest) -> int:
+        """Make `other` (another target, maybe another file) describe exactly what this one
+        does, in one transaction on `other`; returns the documents copied."""
+        files = self.db.execute(
+            "SELECT source_id, source, path, fingerprint, content_hash, chunker, chunk_count,"
+            " updated_at FROM files WHERE target = ?",
+            (self.target,),
+        ).fetchall()
+        chunks = self.db.execute(
+            "SELECT chunk_id, source_id, meta_hash FROM chunks WHERE target = ?", (self.target,)
+        ).fetchall()
+        with other._transaction() as db:
+            db.execute("DELETE FROM files WHERE target = ?", (other.target,))
+            db.execute("DELETE FROM chunks WHERE target = ?", (other.target,))
+            db.executemany(
+                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(other.target, *row) for row in files],
+            )
+            db.executemany(
+                "INSERT INTO chunks VALUES (?, ?, ?, ?)", [(other.target, *row) for row in chunks]
+            )
+        return len(files)
+
+    def chunk_ids(self) -> set[str]:
+        """Every chunk id committed for this target."""
+        rows = self.db.execute("SELECT chunk_id FROM chunks WHERE target = ?", (self.target,))
+        return {r[0] for r in rows}
+
     def counts(self) -> tuple[int, int]:
         """(documents, chunks) committed for this target."""
         files = self.db.execute("SELECT COUNT(*) FROM files WHERE target = ?", (self.target,))

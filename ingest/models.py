@@ -41,6 +41,9 @@ class Element:
     text: str
     category: str
     page: int | None = None
+    depth: int | None = None
+    """unstructured's category_depth: for a Title, its heading level counted from 0 (h1 is 0);
+    None where the format has no levels (PDF, plain text)."""
 
 
 @dataclass(frozen=True)
@@ -181,4 +184,6 @@ class FileResult:
     embedded: int = 0
     written: int = 0
     deleted: int = 0
+    truncated: int = 0
+    """Chunks embedded in this run that were longer than the model's input window."""
     reason: str | None = None

@@ -23,6 +23,8 @@ class SyncReport:
     wall_seconds: float = 0.0
     _clock: float = field(default_factory=time.perf_counter, repr=False)
     store: str = ""
+    model_max_tokens: int = 0
+    """The embedding model's input window, known once something was embedded."""
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -59,12 +61,34 @@ class SyncReport:
             "deleted": sum(f.deleted for f in self.files),
         }
 
+    @property
+    def truncated(self) -> int:
+        """Chunks embedded in this run that the model read only in part."""
+        return sum(f.truncated for f in self.files)
+
+    def warnings(self) -> list[str]:
+        """What went through but deserves a look; each says what to change."""
+        out = []
+        if self.truncated:
+            files = [f.source_id for f in self.files if f.truncated]
+            shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+            out.append(
+                f"{self.truncated} chunk(s) in {len(files)} file(s) are longer than the "
+                f"embedding model's input window ({self.model_max_tokens} tokens) and were "
+                f"truncated when embedded, so their tail cannot be found: {shown}. Use a "
+                "strategy sized in tokens (recursive or headers with unit = 'tokens', token, "
+                "semantic) or a smaller chunk_size."
+            )
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "store": self.store,
             "files": self.file_counts(),
             "chunks": self.chunk_counts(),
+            "truncated": self.truncated,
+            "warnings": self.warnings(),
             "failures": [{"path": f.source_id, "reason": f.reason} for f in self.failures],
             "source_errors": self.source_errors,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},

@@ -105,7 +105,10 @@ class SyncEngine:
     @cached_property
     def chunkers(self) -> dict[str, Chunker]:
         model = self.config.embedding.model
-        return {s.name: create_chunker(s.chunking, model) for s in self.config.sources}
+        return {
+            s.name: create_chunker(s.chunking, model, embedder=self.embedder)
+            for s in self.config.sources
+        }
 
     def lock(self, timeout: float = 0) -> FileLock:
         """An exclusive lock on the state folder, so two syncs never interleave."""
@@ -199,11 +202,17 @@ class SyncEngine:
                     records.append(VectorRecord(c, stored[cid]))
                 else:
                     to_embed[cid] = c
+        truncated: set[str] = set()
         if to_embed:
             chunks = list(to_embed.values())
+            texts = [c.text for c in chunks]
             with report.timed("embed"):
                 self.progress("embed", 0, len(chunks))
-                vectors = self.embedder.embed([c.text for c in chunks])
+                # The model cuts longer input silently; count it so the report can say so.
+                cut = self.embedder.truncated(texts)
+                truncated = {c.id for c, over in zip(chunks, cut, strict=True) if over}
+                report.model_max_tokens = self.embedder.max_tokens
+                vectors = self.embedder.embed(texts)
                 self.progress("embed", len(chunks), len(chunks))
             records.extend(VectorRecord(c, v) for c, v in zip(chunks, vectors, strict=True))
 
@@ -249,6 +258,7 @@ class SyncEngine:
                     embedded=len(ids & embedded),
                     written=len(ids & written),
                     deleted=len(vanished[p.planned.file.source_id]),
+                    truncated=len(ids & truncated),
                 )
             )
 

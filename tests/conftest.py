@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,9 +16,70 @@ from ingest.config import EmbeddingConfig, HeadwaterConfig
 from ingest.embedding import Embedder
 from ingest.sync import SyncEngine
 
+if TYPE_CHECKING:
+    from tests.weaviate_server.server import WeaviateServer
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DOCS = ROOT / "sample_docs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus server: $HEADWATER_TEST_MILVUS_URI, or one started from the `milvus`
+    package when HEADWATER_TEST_MILVUS_SERVER=start (it listens on all interfaces, so
+    run the tests inside a private network namespace: see ENVIRONMENT.md)."""
+    uri = os.environ.get("HEADWATER_TEST_MILVUS_URI")
+    if uri:
+        yield uri
+        return
+    if os.environ.get("HEADWATER_TEST_MILVUS_SERVER") != "start":
+        pytest.skip(
+            "no Milvus server: set HEADWATER_TEST_MILVUS_URI or HEADWATER_TEST_MILVUS_SERVER=start"
+        )
+    from milvus import default_server
+
+    default_server.set_base_dir(str(tmp_path_factory.mktemp("milvus-server")))
+    default_server.start()
+    try:
+        yield f"http://127.0.0.1:{default_server.listen_port}"
+    finally:
+        default_server.stop()
+
+
+@pytest.fixture(scope="session")
+def weaviate_test_server() -> Iterator[WeaviateServer]:
+    """The in-process Weaviate (tests/weaviate_server): real REST and gRPC on loopback."""
+    pytest.importorskip("weaviate", reason="the weaviate extra is not installed")
+    from tests.weaviate_server.server import WeaviateServer
+
+    with WeaviateServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def weaviate_server_url() -> str:
+    """A real Weaviate: $WEAVIATE_URL (with $WEAVIATE_API_KEY when it needs one)."""
+    url = os.environ.get("WEAVIATE_URL")
+    if not url:
+        pytest.skip("no Weaviate server: set WEAVIATE_URL (and WEAVIATE_API_KEY if it needs one)")
+    return url
+
+
+@dataclass(frozen=True)
+class WeaviateEndpoint:
+    url: str
+    grpc_port: int | None = None
+    """None: the store derives it from the URL (a real server's default)."""
+
+
+@pytest.fixture(scope="session")
+def weaviate_endpoint(request: pytest.FixtureRequest) -> WeaviateEndpoint:
+    """A real Weaviate when $WEAVIATE_URL is set, else the in-process one."""
+    if url := os.environ.get("WEAVIATE_URL"):
+        return WeaviateEndpoint(url)
+    server = request.getfixturevalue("weaviate_test_server")
+    return WeaviateEndpoint(server.url, server.grpc_port)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ingest.chunking import create_chunker
-from ingest.chunking.recursive import document_text
-from ingest.config import ChunkingConfig, LoadingConfig
+from ingest.chunking.base import document_text
+from ingest.config import LoadingConfig, RecursiveChunking
 from ingest.embedding import load_tokenizer
 from ingest.loading import load_document
 from ingest.models import Document, Element, SourceFile
@@ -31,7 +31,7 @@ def pdf() -> Document:
 
 
 def test_chunks_fit_the_model_window_and_cover_the_text(pdf: Document) -> None:
-    chunker = create_chunker(ChunkingConfig(chunk_size=120, chunk_overlap=20), MODEL)
+    chunker = create_chunker(RecursiveChunking(chunk_size=120, chunk_overlap=20), MODEL)
     chunks = chunker.chunk(pdf)
     tokenizer = load_tokenizer(MODEL)
     sizes = [len(tokenizer(c.text, add_special_tokens=False)["input_ids"]) for c in chunks]
@@ -47,7 +47,7 @@ def test_chunks_fit_the_model_window_and_cover_the_text(pdf: Document) -> None:
 
 
 def test_chunks_carry_pages_sections_and_types(pdf: Document) -> None:
-    chunks = create_chunker(ChunkingConfig(), MODEL).chunk(pdf)
+    chunks = create_chunker(RecursiveChunking(), MODEL).chunk(pdf)
     receipts = [c for c in chunks if "itemised receipt for every expense" in c.text]
     assert receipts, "the receipts rule must be in some chunk"
     assert receipts[0].metadata.pages == (4,)
@@ -60,7 +60,7 @@ def test_chunks_carry_pages_sections_and_types(pdf: Document) -> None:
 
 def test_markdown_sections_follow_headings() -> None:
     doc = load("handbook/welcome.md")
-    chunks = create_chunker(ChunkingConfig(), MODEL).chunk(doc)
+    chunks = create_chunker(RecursiveChunking(), MODEL).chunk(doc)
     titles = {e.text for e in doc.elements if e.category == "Title"}
     for c in chunks:
         assert c.metadata.section is not None
@@ -70,13 +70,13 @@ def test_markdown_sections_follow_headings() -> None:
 def test_character_unit_respects_size() -> None:
     doc = load("it/security-faq.txt")
     chunks = create_chunker(
-        ChunkingConfig(unit="chars", chunk_size=300, chunk_overlap=0), MODEL
+        RecursiveChunking(unit="chars", chunk_size=300, chunk_overlap=0), MODEL
     ).chunk(doc)
     assert max(len(c.text) for c in chunks) <= 300
 
 
 def test_unchanged_chunks_keep_their_ids_when_another_part_changes(pdf: Document) -> None:
-    chunker = create_chunker(ChunkingConfig(), MODEL)
+    chunker = create_chunker(RecursiveChunking(), MODEL)
     before = chunker.chunk(pdf)
     elements = list(pdf.elements)
     i = next(i for i, e in enumerate(elements) if "itemised receipt" in e.text)
@@ -88,8 +88,8 @@ def test_unchanged_chunks_keep_their_ids_when_another_part_changes(pdf: Document
 
 
 def test_settings_change_changes_every_id(pdf: Document) -> None:
-    a = create_chunker(ChunkingConfig(), MODEL).chunk(pdf)
-    b = create_chunker(ChunkingConfig(chunk_overlap=31), MODEL).chunk(pdf)
+    a = create_chunker(RecursiveChunking(), MODEL).chunk(pdf)
+    b = create_chunker(RecursiveChunking(chunk_overlap=31), MODEL).chunk(pdf)
     assert not {c.id for c in a} & {c.id for c in b}
 
 
@@ -97,13 +97,13 @@ def test_repeated_text_gets_distinct_ids() -> None:
     f = SourceFile("docs", "r.txt", "r.txt", 1, "fp")
     els = [Element("Title", "Title"), Element("Same paragraph here.", "NarrativeText")] * 2
     doc = Document(f, "txt", "h", els)
-    config = ChunkingConfig(unit="chars", chunk_size=40, chunk_overlap=0)
+    config = RecursiveChunking(unit="chars", chunk_size=40, chunk_overlap=0)
     chunks = create_chunker(config, MODEL).chunk(doc)
     assert len(chunks) == 2 and chunks[0].text == chunks[1].text
     assert chunks[0].id != chunks[1].id
 
 
 def test_ids_do_not_depend_on_where_the_folder_lives(pdf: Document, tmp_path: Path) -> None:
-    chunker = create_chunker(ChunkingConfig(), MODEL)
+    chunker = create_chunker(RecursiveChunking(), MODEL)
     moved = replace(pdf, file=replace(pdf.file, uri=str(tmp_path / "elsewhere.pdf")))
     assert [c.id for c in chunker.chunk(pdf)] == [c.id for c in chunker.chunk(moved)]

@@ -61,6 +61,7 @@ def test_sync_json_query_and_status(project: Path) -> None:
     assert q.returncode == 0, q.stderr
     lines = q.stdout.splitlines()
     assert "score" in q.stdout and "page" in q.stdout
+    assert "chars" in q.stdout  # element types and offsets under the source
     first_row = next(line for line in lines if line.startswith("│ 1 "))
     assert "leave-policy.docx" in first_row
 
@@ -69,6 +70,9 @@ def test_sync_json_query_and_status(project: Path) -> None:
     )
     assert hits and all(h["path"] == "policies/expenses.pdf" for h in hits)
     assert all(h["pages"] for h in hits)
+    # Where each chunk came from: its elements and its characters in the document text.
+    assert all(h["element_types"] and 0 <= h["start"] < h["end"] for h in hits)
+    assert all(h["end"] - h["start"] == len(h["text"]) for h in hits)
 
     st = headwater("status", cwd=project)
     assert st.returncode == 0, st.stderr

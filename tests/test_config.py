@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.config import load_config
+from ingest.config import (
+    ElementsChunking,
+    HeadersChunking,
+    RecursiveChunking,
+    TokenChunking,
+    load_config,
+)
 from ingest.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,8 +56,69 @@ def test_bad_value_names_the_nested_key(tmp_path: Path) -> None:
         '[[sources]]\nname = "a"\npath = "d"\n[sources.chunking]\nchunk_size = 50\nchunk_overlap = 80\n',
     )
     with pytest.raises(
-        ConfigError, match=r"sources\.0\.chunking: chunk_overlap \(80\) must be smaller"
+        ConfigError,
+        match=r"sources\.a\.chunking\.chunk_overlap: 80 must be smaller than chunk_size \(50\)",
     ):
+        load_config(path)
+
+
+def test_each_strategy_has_its_own_validated_keys(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[sources]]\nname = "docs"\npath = "d"\n[sources.chunking]\nstrategy = "headers"\n'
+        'header_levels = 2\n[[sources]]\nname = "pdfs"\npath = "p"\n[sources.chunking]\n'
+        'strategy = "elements"\nsplit_by = "page"\nmax_characters = 600\n'
+        '[eval.strategies.fine]\nstrategy = "token"\nchunk_size = 64\n',
+    )
+    cfg = load_config(path)
+    headers, elements = (s.chunking for s in cfg.sources)
+    assert isinstance(headers, HeadersChunking) and headers.header_levels == 2
+    assert isinstance(elements, ElementsChunking) and elements.max_characters == 600
+    assert isinstance(cfg.eval.strategies["fine"], TokenChunking)
+    # No strategy key: the default strategy, as before strategies existed.
+    plain = load_config(write(tmp_path, '[[sources]]\nname = "a"\npath = "d"\n'))
+    assert isinstance(plain.sources[0].chunking, RecursiveChunking)
+
+
+@pytest.mark.parametrize(
+    ("chunking", "message"),
+    [
+        (
+            'strategy = "fixed"',
+            r"sources\.docs\.chunking\.strategy: unknown strategy 'fixed'; choose one of: recursive, token, headers, elements, semantic",
+        ),
+        ("chunk_size = 0", r"sources\.docs\.chunking\.chunk_size: Input should be greater than 0"),
+        (
+            'strategy = "token"\nheader_levels = 2',
+            r"sources\.docs\.chunking\.header_levels: unknown key",
+        ),
+        (
+            'strategy = "headers"\nheader_levels = 9',
+            r"sources\.docs\.chunking\.header_levels: Input should be less than or equal to 6",
+        ),
+        (
+            'strategy = "elements"\nsplit_by = "page"\ncombine_text_under_n_chars = 100',
+            r"sources\.docs\.chunking: combine_text_under_n_chars applies to split_by = 'title' only",
+        ),
+        (
+            'strategy = "semantic"\nchunk_size = 30\nmin_chunk_size = 40',
+            r"sources\.docs\.chunking\.min_chunk_size: 40 must be smaller than chunk_size \(30\)",
+        ),
+    ],
+)
+def test_chunking_errors_name_the_source_and_key(
+    tmp_path: Path, chunking: str, message: str
+) -> None:
+    path = write(
+        tmp_path, f'[[sources]]\nname = "docs"\npath = "d"\n[sources.chunking]\n{chunking}\n'
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_eval_strategy_errors_name_the_variant(tmp_path: Path) -> None:
+    path = write(tmp_path, '[eval.strategies.tiny]\nstrategy = "recursive"\nchunk_overlap = 300\n')
+    with pytest.raises(ConfigError, match=r"eval\.strategies\.tiny\.chunk_overlap: 300 must be"):
         load_config(path)
 
 

@@ -138,6 +138,28 @@ def _metadata(row: dict[str, Any]) -> ChunkMetadata:
     )
 
 
+_lite_users: dict[str, int] = {}
+"""Open stores per Milvus Lite file in this process."""
+
+
+def _release_lite(uri: str) -> None:
+    """Stop this process's Milvus Lite server for `uri` once no store uses it.
+
+    Lite serves each file from an in-process server that holds the file's lock until the
+    process exits; releasing it lets another process (a query while no sync runs, a
+    migration) open the file after `close()`.
+    """
+    _lite_users[uri] = _lite_users.get(uri, 1) - 1
+    if _lite_users[uri] > 0:
+        return
+    del _lite_users[uri]
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:  # an older Lite that runs as a subprocess and needs no release
+        return
+    server_manager_instance.release_server(uri)
+
+
 def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -195,6 +217,8 @@ class MilvusStore(VectorStore):
                 self._client = MilvusClient(**kwargs)
             except Exception as exc:
                 raise StoreError(f"cannot open Milvus at {self.location}: {exc}") from None
+            if self.is_lite(uri):
+                _lite_users[uri] = _lite_users.get(uri, 0) + 1
         return self._client
 
     # -- collection ----------------------------------------------------------------
@@ -402,3 +426,6 @@ class MilvusStore(VectorStore):
             self._client = None
             self._exists = None
             self._spec = None
+            uri = self.uri
+            if self.is_lite(uri):
+                _release_lite(uri)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,29 +24,6 @@ def _milvus_lite(tmp_path: Path) -> StoreFactory:
     return make
 
 
-@pytest.fixture(scope="session")
-def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Milvus server: $HEADWATER_TEST_MILVUS_URI, or one started from the `milvus`
-    package when HEADWATER_TEST_MILVUS_SERVER=start (it listens on all interfaces, so
-    run the tests inside a private network namespace: see ENVIRONMENT.md)."""
-    uri = os.environ.get("HEADWATER_TEST_MILVUS_URI")
-    if uri:
-        yield uri
-        return
-    if os.environ.get("HEADWATER_TEST_MILVUS_SERVER") != "start":
-        pytest.skip(
-            "no Milvus server: set HEADWATER_TEST_MILVUS_URI or HEADWATER_TEST_MILVUS_SERVER=start"
-        )
-    from milvus import default_server
-
-    default_server.set_base_dir(str(tmp_path_factory.mktemp("milvus-server")))
-    default_server.start()
-    try:
-        yield f"http://127.0.0.1:{default_server.listen_port}"
-    finally:
-        default_server.stop()
-
-
 def _milvus_server(tmp_path: Path, uri: str) -> StoreFactory:
     from connectors.stores.milvus import MilvusConfig, MilvusStore
 
@@ -60,7 +36,40 @@ def _milvus_server(tmp_path: Path, uri: str) -> StoreFactory:
     return make
 
 
-BACKENDS = ["milvus-lite", "milvus-server"]
+def _faiss(tmp_path: Path, index: str) -> StoreFactory:
+    from connectors.stores.faiss import FaissConfig, FaissStore
+
+    # A small nlist so the 10,000-vector test trains IVF; a small M keeps HNSW builds quick.
+    config = FaissConfig.model_validate({"index": index, "nlist": 16, "hnsw_m": 16})
+
+    def make() -> VectorStore:
+        return FaissStore(config, collection="contract", state_dir=tmp_path)
+
+    return make
+
+
+def _weaviate(tmp_path: Path, url: str, grpc_port: int | None = None) -> StoreFactory:
+    from connectors.stores.weaviate import WeaviateConfig, WeaviateStore
+
+    config = WeaviateConfig(url=url, grpc_port=grpc_port)
+    # One collection per test on a shared server.
+    collection = "contract_" + uuid.uuid4().hex[:12]
+
+    def make() -> VectorStore:
+        return WeaviateStore(config, collection=collection, state_dir=tmp_path)
+
+    return make
+
+
+BACKENDS = [
+    "milvus-lite",
+    "milvus-server",
+    "faiss-flat",
+    "faiss-ivf",
+    "faiss-hnsw",
+    "weaviate",
+    "weaviate-server",
+]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -69,6 +78,13 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
     opened: list[VectorStore] = []
     if request.param == "milvus-server":
         base = _milvus_server(tmp_path, request.getfixturevalue("milvus_server_uri"))
+    elif request.param.startswith("faiss-"):
+        base = _faiss(tmp_path, request.param.removeprefix("faiss-"))
+    elif request.param == "weaviate":
+        server = request.getfixturevalue("weaviate_test_server")
+        base = _weaviate(tmp_path, server.url, server.grpc_port)
+    elif request.param == "weaviate-server":
+        base = _weaviate(tmp_path, request.getfixturevalue("weaviate_server_url"))
     else:
         base = _milvus_lite(tmp_path)
 

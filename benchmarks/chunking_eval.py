@@ -1,0 +1,126 @@
+"""Record `headwater eval` tables for one corpus as markdown in benchmarks/results/.
+
+    python benchmarks/chunking_eval.py --config headwater.toml \\
+        --questions tests/fixtures/eval_sample_docs.json --k 5 --k 1 \\
+        --out benchmarks/results/eval_sample_docs.md
+
+Each table is what ``headwater eval --config C --questions Q --k K --markdown`` prints;
+the documents are loaded once and chunk vectors are shared between the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import describe_machine  # noqa: E402
+from ingest.config import load_config  # noqa: E402
+from ingest.evaluation import EvalReport, Evaluation, load_documents, select_variants  # noqa: E402
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def gpu() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+
+
+def missed_by_all(report: EvalReport) -> list[str]:
+    """Questions for which no strategy retrieved any reference character."""
+    ids = [q.id for q in report.strategies[0].questions]
+    return [
+        qid
+        for i, qid in enumerate(ids)
+        if all(s.questions[i].recall == 0 for s in report.strategies)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--questions", type=Path, required=True)
+    parser.add_argument("--k", type=int, action="append", help="repeat for several tables")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--title", default="")
+    parser.add_argument("--note", default="", help="a remark about this run")
+    args = parser.parse_args()
+
+    config = load_config(args.config)
+    variants = select_variants(config)
+    started = time.strftime("%Y-%m-%d %H:%M %Z")
+    t0 = time.perf_counter()
+    documents, failures = load_documents(config)
+    evaluation = Evaluation(config, variants, k=(args.k or [config.eval.k])[0])
+    reports = []
+    for k in args.k or [config.eval.k]:
+        evaluation.k = k
+        reports.append(evaluation.run(args.questions, documents=documents))
+    seconds = time.perf_counter() - t0
+
+    machine = describe_machine()
+    first = reports[0]
+    lines = [
+        f"# Chunking evaluation: {args.title or rel(args.config)}",
+        "",
+        f"- date: {started}",
+        f"- machine: {machine['summary']}, {machine['os']}, {gpu()}"
+        + (f" ({args.note})" if args.note else ""),
+        f"- documents: {first.documents} from `{rel(args.config)}`"
+        + (f" ({len(failures)} not loaded: {', '.join(failures)})" if failures else ""),
+        f"- questions: {first.questions} in `{rel(args.questions)}`",
+        f"- model: `{first.model}`; scratch store: Milvus Lite; total {seconds:.0f} s",
+        "",
+        "recall, precision and IoU compare the characters of the retrieved chunks with the "
+        "characters of the reference passages (per document, overlapping chunks counted "
+        "once), averaged over questions. `over window` counts chunks longer than the "
+        "model's 256-token input window, which the model truncates when it embeds them. "
+        "`chunking s` is the time to chunk every document (for `semantic`, that includes "
+        "embedding every sentence).",
+    ]
+    for report in reports:
+        command = (
+            f"headwater eval --config {rel(args.config)} --questions {rel(args.questions)} "
+            f"--k {report.k} --markdown"
+        )
+        best = max(report.strategies, key=lambda s: (s.iou, s.recall))
+        top_recall = max(report.strategies, key=lambda s: (s.recall, s.iou))
+        lines += [
+            "",
+            f"## Top {report.k}",
+            "",
+            f"`{command}`",
+            "",
+            report.markdown(settings=False),
+            "",
+            f"Best IoU: **{best.name}** ({best.iou:.3f}); best recall: "
+            f"**{top_recall.name}** ({top_recall.recall:.3f}).",
+        ]
+        missed = missed_by_all(report)
+        if missed:
+            lines += ["", f"No strategy retrieved any reference text for: {', '.join(missed)}."]
+    lines += [
+        "",
+        "## Settings",
+        "",
+        "| strategy | settings |",
+        "|---|---|",
+        *(f"| {s.name} | `{s.settings}` |" for s in first.strategies),
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Upsert and query 10,000 vectors in each store backend; record the times.
+
+    .venv/bin/python benchmarks/store_bench.py                 # every backend that runs here
+    .venv/bin/python benchmarks/store_bench.py --backends faiss-flat milvus-lite
+    HEADWATER_TEST_MILVUS_URI=http://127.0.0.1:19530 .venv/bin/python benchmarks/store_bench.py
+
+`milvus-server` runs when HEADWATER_TEST_MILVUS_URI is set, or with --start-milvus (starts
+the `milvus` package's server, which listens on all interfaces: run it inside
+`unshare -n sh -c 'ip link set lo up && ...'`). `weaviate` is the in-process wire-protocol
+server from tests/ unless WEAVIATE_URL points at a real one.
+Results go to benchmarks/results/stores.json and stores.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import describe_machine  # noqa: E402
+from connectors.registry import store_class  # noqa: E402
+from ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, VectorRecord  # noqa: E402
+from ingest.store import VectorStore  # noqa: E402
+
+DIM = 384  # all-MiniLM-L6-v2, the default model
+BACKENDS = ["milvus-lite", "milvus-server", "faiss-flat", "faiss-ivf", "faiss-hnsw", "weaviate"]
+
+
+@dataclass
+class Result:
+    backend: str
+    location: str
+    vectors: int
+    batch: int
+    upsert_seconds: float
+    upsert_per_second: float
+    queries: int
+    query_ms_p50: float
+    query_ms_p95: float
+    filtered_query_ms_p50: float
+    recall_at_1: float
+    """Share of queries for a stored vector whose own id came first (ANN indexes < 1)."""
+
+
+def records(n: int, seed: int = 7) -> tuple[list[VectorRecord], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    vecs = rng.standard_normal((n, DIM)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    out = []
+    for i in range(n):
+        path = f"docs/file{i % 200:03d}.{('pdf', 'md', 'html')[i % 3]}"
+        meta = ChunkMetadata(
+            source_id=f"bench:{path}",
+            source="bench",
+            path=path,
+            file_type=path.rsplit(".", 1)[1],
+            position=i // 200,
+            start=0,
+            end=600,
+            pages=(i % 12 + 1,),
+            section="Section",
+            element_types=("NarrativeText",),
+        )
+        text = f"chunk {i} " + "lorem ipsum dolor sit amet " * 22
+        out.append(
+            VectorRecord(
+                Chunk(uuid.uuid5(uuid.NAMESPACE_URL, str(i)).hex, text, meta), vecs[i].tolist()
+            )
+        )
+    return out, vecs
+
+
+@contextmanager
+def open_store(backend: str, state: Path, args: argparse.Namespace) -> Iterator[VectorStore]:
+    collection = "bench_" + uuid.uuid4().hex[:8]
+    with ExitStack() as stack:
+        if backend == "milvus-lite":
+            name, options = "milvus", {"uri": str(state / "lite.db")}
+        elif backend == "milvus-server":
+            name, options = "milvus", {"uri": stack.enter_context(milvus_server(state, args))}
+        elif backend.startswith("faiss-"):
+            name, options = "faiss", {"index": backend.removeprefix("faiss-")}
+        elif backend == "weaviate":
+            name, options = "weaviate", {"url": stack.enter_context(weaviate_url())}
+        else:
+            raise SystemExit(f"unknown backend {backend}")
+        cls = store_class(name)
+        store = cls(
+            cls.config_model.model_validate(options), collection=collection, state_dir=state
+        )
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@contextmanager
+def milvus_server(state: Path, args: argparse.Namespace) -> Iterator[str]:
+    if uri := os.environ.get("HEADWATER_TEST_MILVUS_URI"):
+        yield uri
+        return
+    if not args.start_milvus:
+        raise LookupError("set HEADWATER_TEST_MILVUS_URI or pass --start-milvus")
+    from milvus import default_server
+
+    default_server.set_base_dir(str(state / "milvus-server"))
+    default_server.start()
+    try:
+        yield f"http://127.0.0.1:{default_server.listen_port}"
+    finally:
+        default_server.stop()
+
+
+@contextmanager
+def weaviate_url() -> Iterator[str]:
+    if url := os.environ.get("WEAVIATE_URL"):
+        yield url
+        return
+    from tests.weaviate_server import running_server
+
+    with running_server() as server:
+        yield server.url
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def bench(backend: str, n: int, batch: int, queries: int, args: argparse.Namespace) -> Result:
+    recs, vecs = records(n)
+    with tempfile.TemporaryDirectory() as tmp, open_store(backend, Path(tmp), args) as store:
+        store.ensure_collection(CollectionSpec(DIM, "bench"))
+        upsert = sum(
+            timed(lambda b=b: store.upsert(recs[b : b + batch])) for b in range(0, n, batch)
+        )
+        if store.count() != n:
+            raise AssertionError(f"{backend}: holds {store.count()} of {n} vectors")
+        rng = np.random.default_rng(1)
+        picks = rng.choice(n, size=queries, replace=False)
+        store.query(vecs[0].tolist(), k=10)  # warm-up: loads, first search
+        plain, hits_first = [], 0
+        for i in picks:
+            t0 = time.perf_counter()
+            hits = store.query(vecs[i].tolist(), k=10)
+            plain.append(time.perf_counter() - t0)
+            hits_first += bool(hits) and hits[0].id == recs[i].id
+        where = QueryFilter(file_types=("pdf",), pages=(1, 2, 3))
+        filtered = [
+            timed(lambda i=i: store.query(vecs[i].tolist(), k=10, filters=where)) for i in picks
+        ]
+        location = store.location
+    return Result(
+        backend=backend,
+        location=location
+        if backend != "milvus-lite" and not backend.startswith("faiss")
+        else "(temp dir)",
+        vectors=n,
+        batch=batch,
+        upsert_seconds=round(upsert, 3),
+        upsert_per_second=round(n / upsert),
+        queries=queries,
+        query_ms_p50=round(statistics.median(plain) * 1000, 2),
+        query_ms_p95=round(statistics.quantiles(plain, n=20)[-1] * 1000, 2),
+        filtered_query_ms_p50=round(statistics.median(filtered) * 1000, 2),
+        recall_at_1=round(hits_first / queries, 3),
+    )
+
+
+def write(results: list[Result], out: Path, command: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    machine = describe_machine()
+    payload = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine, "command": command}
+    payload["results"] = [asdict(r) for r in results]
+    (out / "stores.json").write_text(json.dumps(payload, indent=2) + "\n")
+    lines = [
+        "# Store backends: upsert and query 10,000 vectors",
+        "",
+        f"{payload['date']}, {machine['summary']}. Reproduce: `{command}`",
+        "",
+        f"{DIM}-dimensional unit vectors with chunk-sized text and metadata, upserted in batches; "
+        "queries ask for the top 10 by a stored vector (filtered: pdf, pages 1-3).",
+        "",
+        "| backend | upsert s | vectors/s | query p50 ms | query p95 ms | filtered p50 ms | recall@1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.backend} | {r.upsert_seconds} | {r.upsert_per_second} | {r.query_ms_p50} | "
+            f"{r.query_ms_p95} | {r.filtered_query_ms_p50} | {r.recall_at_1} |"
+        )
+    (out / "stores.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
+    parser.add_argument("--vectors", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--start-milvus", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    results = []
+    for backend in args.backends:
+        try:
+            r = bench(backend, args.vectors, args.batch, args.queries, args)
+        except LookupError as exc:
+            print(f"{backend}: skipped ({exc})")
+            continue
+        print(json.dumps(asdict(r)))
+        results.append(r)
+    write(results, args.out, "python " + " ".join(["benchmarks/store_bench.py", *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    main()

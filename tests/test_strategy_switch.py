@@ -1,0 +1,77 @@
+"""Changing one source's chunking re-chunks that source on the next sync, and only it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from ingest.models import FileStatus
+from ingest.sync import SyncEngine
+
+from .conftest import SAMPLE_DOCS
+
+
+def two_sources(tmp_path: Path) -> tuple[Path, Path]:
+    handbook, it = tmp_path / "handbook", tmp_path / "it"
+    for root, rels in (
+        (handbook, ("handbook/welcome.md", "engineering/oncall-runbook.html")),
+        (it, ("it/security-faq.txt",)),
+    ):
+        for rel in rels:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(SAMPLE_DOCS / rel, root / rel)
+    return handbook, it
+
+
+def test_switching_one_sources_strategy_rechunks_exactly_that_source(
+    tmp_path: Path, engine_factory: Callable[..., SyncEngine]
+) -> None:
+    handbook, it = two_sources(tmp_path)
+
+    def engine(handbook_chunking: dict[str, object]) -> SyncEngine:
+        return engine_factory(
+            handbook,
+            sources=[
+                {"name": "handbook", "path": str(handbook), "chunking": handbook_chunking},
+                {"name": "it", "path": str(it)},
+            ],
+        )
+
+    first = engine({"strategy": "recursive"})
+    first.run()
+    before = {
+        sid: first.store.source_ids(sid)
+        for sid in (
+            "handbook:handbook/welcome.md",
+            "handbook:engineering/oncall-runbook.html",
+            "it:it/security-faq.txt",
+        )
+    }
+    first.close()
+
+    second = engine({"strategy": "headers", "header_levels": 2})
+    report = second.run()
+    status = {f.source_id: f for f in report.files}
+    for sid in ("handbook:handbook/welcome.md", "handbook:engineering/oncall-runbook.html"):
+        assert status[sid].status is FileStatus.CHANGED
+        now = second.store.source_ids(sid)
+        assert now and now.isdisjoint(before[sid])  # every old chunk is gone
+        assert status[sid].deleted == len(before[sid])
+        assert status[sid].embedded == len(now)
+    runbook = second.store.fetch(
+        second.store.source_ids("handbook:engineering/oncall-runbook.html")
+    )
+    sections = {r.chunk.metadata.section for r in runbook}
+    assert "On-call Runbook > 1. The rotation" in sections  # the new strategy's sections
+    # The other source was not even opened.
+    assert status["it:it/security-faq.txt"].status is FileStatus.UNCHANGED
+    assert second.store.source_ids("it:it/security-faq.txt") == before["it:it/security-faq.txt"]
+    assert report.chunk_counts()["embedded"] == sum(
+        status[s].embedded for s in status if s.startswith("handbook:")
+    )
+    assert second.store.count() == second.manifest.counts()[1]
+
+    # Settled: the next sync does nothing.
+    again = second.run()
+    assert again.chunk_counts() == {"embedded": 0, "written": 0, "deleted": 0}

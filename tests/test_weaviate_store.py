@@ -1,0 +1,217 @@
+"""What a Weaviate user notices beyond the shared contract (tests/contract)."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from connectors.registry import store_options
+from connectors.stores.weaviate import (
+    WeaviateConfig,
+    WeaviateStore,
+    class_name,
+    object_uuid,
+    resolve_endpoint,
+)
+from ingest.errors import ConfigError, MissingExtraError, StoreError
+from ingest.models import CollectionSpec
+from tests.contract.test_vector_store import record
+
+if TYPE_CHECKING:
+    from tests.weaviate_server.server import WeaviateServer
+
+SPEC = CollectionSpec(8, "test-model")
+KEY = "s3cret-test-key"
+
+
+def new_server(**options: Any) -> WeaviateServer:
+    """A test server, not yet started; skips the test without the weaviate extra."""
+    pytest.importorskip("weaviate", reason="the weaviate extra is not installed")
+    from tests.weaviate_server.server import WeaviateServer
+
+    return WeaviateServer(**options)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[WeaviateServer]:
+    with new_server() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def keyed_server() -> Iterator[WeaviateServer]:
+    with new_server(api_keys={KEY}) as s:
+        yield s
+
+
+def make_store(server: WeaviateServer, tmp_path: Path, **options: Any) -> WeaviateStore:
+    config = WeaviateConfig(url=server.url, grpc_port=server.grpc_port, **options)
+    name = "t_" + uuid.uuid4().hex[:10]
+    return WeaviateStore(config, collection=name, state_dir=tmp_path)
+
+
+def test_refused_objects_are_named_and_the_rest_are_written(
+    server: WeaviateServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store(server, tmp_path, batch_size=2)
+    store.ensure_collection(SPEC)
+    # Skip the client-side size check so the server refuses the odd vector itself, as it
+    # would after another writer put vectors of another size in the collection.
+    monkeypatch.setattr(store, "check_vectors", lambda records: None)
+    records = [record("ok1", seed=1), record("bad", "b.md", dim=9), record("ok2", seed=2)]
+    with pytest.raises(StoreError) as err:
+        store.upsert(records)
+    message = str(err.value)
+    assert "refused 1 of 3" in message and "bad (docs:b.md)" in message
+    assert "vector with length 9" in message and "ok1" not in message
+    assert store.existing_ids(["ok1", "bad", "ok2"]) == {"ok1", "ok2"}
+
+    # A batch in which every object fails is reported the same way.
+    with pytest.raises(StoreError, match=r"refused 2 of 2.*x1 \(docs:x.md\), x2 \(docs:x.md\)"):
+        store.upsert([record("x1", "x.md", dim=9), record("x2", "x.md", dim=9)])
+    assert store.count() == 2
+    store.close()
+
+
+def test_object_ids_are_uuid5_of_chunk_ids_for_every_client(
+    server: WeaviateServer, tmp_path: Path
+) -> None:
+    from weaviate.util import generate_uuid5
+
+    assert object_uuid("docs:a.md#3") == uuid.UUID(generate_uuid5("docs:a.md#3"))
+    first = make_store(server, tmp_path)
+    first.ensure_collection(SPEC)
+    first.upsert([record("c1", seed=1)])
+    second = WeaviateStore(first.config, collection=first.collection, state_dir=tmp_path)
+    second.upsert([record("c1", seed=1, text="again")])
+    assert second.count() == 1
+    # Any client finds the chunk under the same id.
+    obj = second.client.collections.use(second.class_name).query.fetch_object_by_id(
+        generate_uuid5("c1")
+    )
+    assert obj is not None and obj.properties["text"] == "again"
+    first.close()
+    second.close()
+
+
+def test_api_key_comes_from_the_named_variable_and_stays_secret(
+    keyed_server: WeaviateServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HW_TEST_WEAVIATE_KEY", KEY)
+    store = make_store(keyed_server, tmp_path, api_key_env="HW_TEST_WEAVIATE_KEY")
+    store.ensure_collection(SPEC)
+    store.upsert([record("c1", seed=1)])
+    assert store.count() == 1
+    assert ("rest", f"Bearer {KEY}") in keyed_server.authorizations
+    assert ("grpc", f"Bearer {KEY}") in keyed_server.authorizations
+    for shown in (store.location, repr(store), repr(store.config), str(store.config)):
+        assert KEY not in shown
+    store.close()
+
+    monkeypatch.setenv("HW_TEST_WEAVIATE_KEY", KEY + "-wrong")
+    wrong = WeaviateStore(store.config, collection=store.collection, state_dir=tmp_path)
+    with pytest.raises(StoreError, match=r"401.*\$HW_TEST_WEAVIATE_KEY") as err:
+        wrong.count()
+    assert KEY not in str(err.value)
+
+    monkeypatch.delenv("HW_TEST_WEAVIATE_KEY")
+    anonymous = WeaviateStore(store.config, collection=store.collection, state_dir=tmp_path)
+    with pytest.raises(StoreError, match="anonymous access not enabled"):
+        anonymous.count()
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ({"url": "ftp://example.com"}, "url"),
+        ({"url": "localhost:8080"}, "url"),
+        ({"url": "http://user:hunter2@example.com"}, "url"),
+        ({"url": "http://example.com/weaviate"}, "url"),
+        ({"grpc_port": 0}, "grpc_port"),
+        (
+            {"url": "https://abc123.c0.europe-west3.gcp.weaviate.cloud", "grpc_port": 50051},
+            "grpc_port",
+        ),
+        ({"cloud": True, "grpc_host": "grpc.example.com"}, "grpc_host"),
+        ({"api_key_env": "my key"}, "api_key_env"),
+        ({"timeout": 0}, "timeout"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"api_key": "x"}, "api_key"),
+    ],
+)
+def test_config_errors_name_the_key(table: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^store\.weaviate\.{key}: ") as err:
+        store_options("weaviate", table)
+    assert "hunter2" not in str(err.value)
+
+
+def test_endpoints_and_class_names() -> None:
+    local = resolve_endpoint(WeaviateConfig())
+    assert (local.url, local.cloud, local.http_port, local.grpc_port) == (
+        "http://localhost:8080",
+        False,
+        8080,
+        50051,
+    )
+    tls = resolve_endpoint(WeaviateConfig(url="https://weaviate.example.com/"))
+    assert (tls.url, tls.http_port, tls.grpc_host, tls.grpc_port, tls.secure) == (
+        "https://weaviate.example.com",
+        443,
+        "weaviate.example.com",
+        443,
+        True,
+    )
+    cloud = resolve_endpoint(WeaviateConfig(url="abc123.c0.europe-west3.gcp.weaviate.cloud"))
+    assert cloud.cloud and cloud.url == "https://abc123.c0.europe-west3.gcp.weaviate.cloud"
+    assert [class_name(n) for n in ("headwater", "docs-v2", "2024 notes", "Über")] == [
+        "Headwater",
+        "Docs_v2",
+        "C2024_notes",
+        "C_ber",
+    ]
+
+
+def test_weaviate_cloud_needs_a_key_before_connecting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("weaviate", reason="the weaviate extra is not installed")
+    monkeypatch.delenv("WEAVIATE_API_KEY", raising=False)
+    config = WeaviateConfig(url="https://abc123.c0.europe-west3.gcp.weaviate.cloud")
+    store = WeaviateStore(config, collection="docs", state_dir=tmp_path)
+    with pytest.raises(StoreError, match=r"needs an API key: set \$WEAVIATE_API_KEY"):
+        store.count()
+
+
+def test_unreachable_server_is_a_store_error(tmp_path: Path) -> None:
+    with new_server() as gone:
+        config = WeaviateConfig(url=gone.url, grpc_port=gone.grpc_port, timeout=2)
+    store = WeaviateStore(config, collection="docs", state_dir=tmp_path)
+    with pytest.raises(StoreError, match=rf"Weaviate at {config.url}.*connecting failed"):
+        store.count()
+    store.close()
+    store.close()
+
+
+def test_missing_client_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m == "weaviate" or m.startswith("weaviate.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "weaviate", None)
+    store = WeaviateStore(WeaviateConfig(), collection="docs", state_dir=tmp_path)
+    with pytest.raises(MissingExtraError, match=r"pip install 'headwater\[weaviate\]'"):
+        store.count()
+
+
+def test_wrong_grpc_port_fails_fast_and_names_the_keys(
+    server: WeaviateServer, tmp_path: Path
+) -> None:
+    with new_server() as other:
+        unused = other.grpc_port
+    config = WeaviateConfig(url=server.url, grpc_port=unused)
+    store = WeaviateStore(config, collection="docs", state_dir=tmp_path)
+    with pytest.raises(StoreError, match=r"not over gRPC.*store\.weaviate\.grpc_port"):
+        store.count()
