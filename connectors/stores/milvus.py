@@ -366,6 +366,10 @@ class MilvusStore(VectorStore):
             filter=expr,
             output_fields=_OUTPUT[1:],
             search_params={"metric_type": "IP"},
+            # Strong makes every search wait for the server's next time tick (about 200 ms
+            # on 2.3); Session still sees every write made through this client, which is
+            # what a sync needs, and a separate query process sees writes within a tick.
+            consistency_level="Session",
         )
         hits = []
         for hit in result[0]:

@@ -11,9 +11,10 @@ import logging
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
+from typing import Any, ClassVar, Literal, Protocol
 
-from ingest.ids import chunk_ids
+from ingest.ids import chunk_ids, settings_key
 from ingest.models import Chunk, ChunkMetadata, Document, Element
 
 log = logging.getLogger(__name__)
@@ -250,3 +251,40 @@ def length_function(unit: str, model: str) -> Callable[[str], int]:
     from ingest.embedding import token_counter
 
     return token_counter(model)
+
+
+class _UnitSizedConfig(Protocol):
+    @property
+    def unit(self) -> Literal["tokens", "chars"]: ...
+    @property
+    def chunk_size(self) -> int: ...
+    def model_dump(self) -> dict[str, Any]: ...
+
+
+class UnitSized:
+    """A chunker sized by ``chunk_size`` in ``unit``s: characters, or tokens of the
+    embedding model (capped at its window)."""
+
+    algorithm_version: ClassVar[int]
+    """Bump when the splitting logic changes, so stored chunks are rebuilt."""
+
+    def __init__(self, config: _UnitSizedConfig, embedding_model: str) -> None:
+        self.sizing = config
+        self.embedding_model = embedding_model
+
+    @cached_property
+    def settings_key(self) -> str:
+        settings = {"v": self.algorithm_version, **self.sizing.model_dump()}
+        if self.sizing.unit == "tokens":
+            settings["tokenizer"] = self.embedding_model
+        return settings_key(settings)
+
+    @cached_property
+    def _length(self) -> Callable[[str], int]:
+        return length_function(self.sizing.unit, self.embedding_model)
+
+    @cached_property
+    def _size(self) -> int:
+        if self.sizing.unit == "chars":
+            return self.sizing.chunk_size
+        return token_budget(self.embedding_model, self.sizing.chunk_size)

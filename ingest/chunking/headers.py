@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cached_property
 
 from ingest.chunking.base import (
     Piece,
     Section,
     Span,
+    UnitSized,
     build_chunks,
     document_text,
     has_heading_levels,
     heading_paths,
-    length_function,
     locate,
-    token_budget,
 )
 from ingest.chunking.recursive import RecursiveChunker, recursive_splitter
 from ingest.config import HeadersChunking, RecursiveChunking
-from ingest.ids import settings_key
 from ingest.models import Chunk, Document
 
 _ALGORITHM_VERSION = 1
 """Bump when the splitting logic changes, so stored chunks are rebuilt."""
 
 
-class HeadersChunker:
+class HeadersChunker(UnitSized):
     """Splits at headings of levels 1..``header_levels``; the heading path goes in ``section``.
 
     This is what langchain's MarkdownHeaderTextSplitter and HTMLHeaderTextSplitter do,
@@ -39,26 +36,11 @@ class HeadersChunker:
     ``recursive`` would, with the same size settings.
     """
 
+    algorithm_version = _ALGORITHM_VERSION
+
     def __init__(self, config: HeadersChunking, embedding_model: str) -> None:
+        super().__init__(config, embedding_model)
         self.config = config
-        self.embedding_model = embedding_model
-
-    @cached_property
-    def settings_key(self) -> str:
-        settings = {"v": _ALGORITHM_VERSION, **self.config.model_dump()}
-        if self.config.unit == "tokens":
-            settings["tokenizer"] = self.embedding_model
-        return settings_key(settings)
-
-    @cached_property
-    def _length(self) -> Callable[[str], int]:
-        return length_function(self.config.unit, self.embedding_model)
-
-    @cached_property
-    def _size(self) -> int:
-        if self.config.unit == "chars":
-            return self.config.chunk_size
-        return token_budget(self.embedding_model, self.config.chunk_size)
 
     @cached_property
     def _fallback(self) -> RecursiveChunker:

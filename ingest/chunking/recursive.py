@@ -10,16 +10,14 @@ from ingest.chunking.base import (
     Piece,
     Section,
     Span,
+    UnitSized,
     build_chunks,
     document_text,
-    length_function,
     locate,
     merge_small,
     sections,
-    token_budget,
 )
 from ingest.config import RecursiveChunking
-from ingest.ids import settings_key
 from ingest.models import Chunk, Document
 
 if TYPE_CHECKING:
@@ -49,7 +47,7 @@ def recursive_splitter(
     )
 
 
-class RecursiveChunker:
+class RecursiveChunker(UnitSized):
     """Langchain's recursive character splitter, applied section by section.
 
     Splits on paragraph, then line, sentence and word boundaries until each piece fits
@@ -57,26 +55,11 @@ class RecursiveChunker:
     window, so chunks are never truncated by the model).
     """
 
+    algorithm_version = _ALGORITHM_VERSION
+
     def __init__(self, config: RecursiveChunking, embedding_model: str) -> None:
+        super().__init__(config, embedding_model)
         self.config = config
-        self.embedding_model = embedding_model
-
-    @cached_property
-    def settings_key(self) -> str:
-        settings = {"v": _ALGORITHM_VERSION, **self.config.model_dump()}
-        if self.config.unit == "tokens":
-            settings["tokenizer"] = self.embedding_model
-        return settings_key(settings)
-
-    @cached_property
-    def _length(self) -> Callable[[str], int]:
-        return length_function(self.config.unit, self.embedding_model)
-
-    @cached_property
-    def _size(self) -> int:
-        if self.config.unit == "chars":
-            return self.config.chunk_size
-        return token_budget(self.embedding_model, self.config.chunk_size)
 
     @cached_property
     def _splitter(self) -> RecursiveCharacterTextSplitter:
