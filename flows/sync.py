@@ -93,7 +93,7 @@ def sync_flow(config_path: str | None = None, batch_files: int = 32) -> dict[str
     logger = get_run_logger()
     engine = SyncEngine(load_config(config_path))
     try:
-        with engine.lock():
+        with engine.exclusive():
             report, the_plan = engine.begin()
             items = the_plan.to_load
             logger.info(

@@ -1,4 +1,4 @@
-"""The `headwater` command: sync, query, status, migrate, eval."""
+"""The `headwater` command: sync, query, status, verify, migrate, eval."""
 
 from __future__ import annotations
 
@@ -220,6 +220,46 @@ def migrate(
         f"verified: destination holds {report.destination_count} chunks; manifest records "
         f"{report.documents} documents for it. Use --config {to} from now on."
     )
+
+
+@app.command()
+def verify(
+    repair: Annotated[
+        bool,
+        typer.Option("--repair", help="Delete unrecorded chunks; forget incomplete documents."),
+    ] = False,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report object.")] = False,
+) -> None:
+    """Compare the manifest with the store, document by document; exit 1 on drift.
+
+    After --repair, run `headwater sync`: it reloads the documents that were missing
+    chunks and embeds only what the store lacks.
+    """
+    from ingest.sync import SyncEngine
+    from ingest.verify import verify as run_verify
+
+    _setup_logging(False)
+    engine = SyncEngine(_config(config))
+    try:
+        report = run_verify(engine, repair=repair)
+    finally:
+        engine.close()
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        console.print(
+            f"manifest: {report.manifest_chunks} chunks; store: {report.store_chunks} chunks"
+        )
+        for d in report.drift:
+            console.print(f"[yellow]drift[/] {d.source_id}: {d.missing} missing, {d.extra} extra")
+        if report.ok:
+            console.print("in step: every document's chunks match")
+        elif report.repaired:
+            console.print(
+                "repaired: extra chunks deleted; run `headwater sync` to restore the rest"
+            )
+    raise typer.Exit(0 if report.ok or report.repaired else 1)
 
 
 @app.command()

@@ -144,10 +144,12 @@ class Manifest:
             )
         return len(files)
 
-    def chunk_ids(self) -> set[str]:
-        """Every chunk id committed for this target."""
-        rows = self.db.execute("SELECT chunk_id FROM chunks WHERE target = ?", (self.target,))
-        return {r[0] for r in rows}
+    def chunk_sources(self) -> dict[str, str]:
+        """chunk id -> document id of every chunk committed for this target."""
+        rows = self.db.execute(
+            "SELECT chunk_id, source_id FROM chunks WHERE target = ?", (self.target,)
+        )
+        return dict(rows.fetchall())
 
     def counts(self) -> tuple[int, int]:
         """(documents, chunks) committed for this target."""

@@ -6,12 +6,10 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 
-from filelock import Timeout
-
 from ingest.config import HeadwaterConfig
 from ingest.errors import ConfigError, StoreError
 from ingest.models import CollectionSpec
-from ingest.sync import Progress, SyncEngine, SyncLockedError
+from ingest.sync import Progress, SyncEngine
 
 BATCH = 1000
 
@@ -64,12 +62,7 @@ def migrate(
     try:
         with ExitStack() as stack:
             for engine in _distinct_state(src, dst):
-                try:
-                    stack.enter_context(engine.lock(timeout=0))
-                except Timeout:
-                    raise SyncLockedError(
-                        f"a sync is running on {engine.config.state_dir}; migrate when it is done"
-                    ) from None
+                stack.enter_context(engine.exclusive())
             spec = src.store.collection_spec()
             if spec is None:
                 raise StoreError(

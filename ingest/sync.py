@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
@@ -281,16 +282,26 @@ class SyncEngine:
 
     # -- the whole run -------------------------------------------------------------
 
-    def run(self, *, wait: float = 0) -> SyncReport:
-        """One full sync. Raises SyncLockedError if another sync holds the state folder."""
+    @contextmanager
+    def exclusive(self, wait: float = 0) -> Iterator[None]:
+        """Hold the state folder's lock, or raise SyncLockedError after `wait` seconds."""
+        lock = self.lock(timeout=wait)
         try:
-            with self.lock(timeout=wait):
-                return self._run()
+            lock.acquire()
         except Timeout:
             raise SyncLockedError(
                 f"another sync is running on {self.config.state_dir} "
                 f"(lock file {self.config.state_dir / 'sync.lock'}); wait for it to finish"
             ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def run(self, *, wait: float = 0) -> SyncReport:
+        """One full sync. Raises SyncLockedError if another sync holds the state folder."""
+        with self.exclusive(wait):
+            return self._run()
 
     def _run(self) -> SyncReport:
         report, the_plan = self.begin()
