@@ -10,11 +10,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, wait
 
 from ingest.config import load_config
-from ingest.errors import LoadError
 from ingest.models import FileResult, FileStatus
 from ingest.planning import PlannedFile
+from ingest.prepare import Prepared, PreparedFile
 from ingest.report import SyncReport
-from ingest.sync import PreparedFile, SyncEngine
+from ingest.sync import SyncEngine
 
 
 @task(
@@ -25,15 +25,10 @@ from ingest.sync import PreparedFile, SyncEngine
     persist_result=False,
     task_run_name="load {item.file.path}",
 )
-def load_and_chunk(
-    engine: SyncEngine, item: PlannedFile, report: SyncReport
-) -> PreparedFile | FileResult:
+def load_and_chunk(engine: SyncEngine, item: PlannedFile) -> Prepared:
     """A bad file is a result, not a task failure: parsing it again would fail the same way.
     Retries are for the unexpected (a flaky network share, a killed worker)."""
-    try:
-        return engine.prepare(item, report)
-    except LoadError as exc:
-        return engine.failure(item, exc)
+    return engine.preparer.prepare_one(item)
 
 
 @task(
@@ -104,7 +99,7 @@ def sync_flow(config_path: str | None = None, batch_files: int = 32) -> dict[str
             )
             for start in range(0, len(items), batch_files):
                 group = items[start : start + batch_files]
-                futures = [load_and_chunk.submit(engine, item, report) for item in group]
+                futures = [load_and_chunk.submit(engine, item) for item in group]
                 prepared = []
                 for result in _collect(futures, group):
                     if isinstance(result, FileResult):

@@ -13,20 +13,19 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import cached_property
 
 from filelock import FileLock, Timeout
 
-from ingest.chunking import Chunker, create_chunker
+from ingest.chunking import Chunker
 from ingest.config import HeadwaterConfig
 from ingest.embedding import Embedder
-from ingest.errors import HeadwaterError, LoadError
-from ingest.ids import content_hash
-from ingest.loading import load_document
+from ingest.errors import HeadwaterError
 from ingest.manifest import Manifest, ManifestEntry
 from ingest.models import Chunk, CollectionSpec, FileResult, FileStatus, SourceFile, VectorRecord
 from ingest.planning import PlannedFile, SyncPlan, plan
+from ingest.prepare import InProcess, Prepared, PreparedFile, PrepareExecutor, Preparer
 from ingest.report import SyncReport
 from ingest.source import Source
 from ingest.store import VectorStore
@@ -38,16 +37,6 @@ Progress = Callable[[str, int, int], None]
 
 FLUSH_CHUNKS = 512
 """Chunks gathered before a batch is embedded and written."""
-
-
-@dataclass(frozen=True)
-class PreparedFile:
-    """A planned file after reading: its chunks, or proof its content did not change."""
-
-    planned: PlannedFile
-    content_hash: str
-    chunks: tuple[Chunk, ...] = ()
-    same_content: bool = False
 
 
 def meta_hash(chunk: Chunk) -> str:
@@ -71,18 +60,20 @@ class SyncEngine:
         embedder: Embedder | None = None,
         sources: Sequence[Source] | None = None,
         progress: Progress | None = None,
+        executor: PrepareExecutor | None = None,
     ) -> None:
-        from connectors.registry import create_source, create_store
+        from connectors.registry import create_store
 
         self.config = config
         self.store = store or create_store(config)
         self.embedder = embedder or Embedder(config.embedding)
-        self.sources = (
-            list(sources)
-            if sources is not None
-            else [create_source(config, s) for s in config.sources]
-        )
+        self.preparer = Preparer(config, sources=sources, embedder=self.embedder)
+        self.executor: PrepareExecutor = executor or InProcess()
         self.progress = progress or (lambda stage, done, total: None)
+
+    @property
+    def sources(self) -> list[Source]:
+        return list(self.preparer.sources.values())
 
     # -- state ---------------------------------------------------------------------
 
@@ -103,13 +94,9 @@ class SyncEngine:
     def manifest(self) -> Manifest:
         return Manifest(self.config.state_dir / "manifest.sqlite", self.target)
 
-    @cached_property
+    @property
     def chunkers(self) -> dict[str, Chunker]:
-        model = self.config.embedding.model
-        return {
-            s.name: create_chunker(s.chunking, model, embedder=self.embedder)
-            for s in self.config.sources
-        }
+        return self.preparer.chunkers
 
     def lock(self, timeout: float = 0) -> FileLock:
         """An exclusive lock on the state folder, so two syncs never interleave."""
@@ -136,24 +123,6 @@ class SyncEngine:
         if report is not None:
             report.source_errors.update(errors)
         return result
-
-    def prepare(self, item: PlannedFile, report: SyncReport | None = None) -> PreparedFile:
-        """Read, hash, load and chunk one file. Raises LoadError for a bad file."""
-        report = report or SyncReport()
-        source = next(s for s in self.sources if s.name == item.file.source)
-        with report.timed("load"):
-            try:
-                data = source.read_bytes(item.file)
-            except OSError as exc:
-                raise LoadError(item.file.path, f"cannot read: {exc.strerror or exc}") from exc
-            digest = content_hash(data)
-            prev = item.previous
-            if prev and prev.content_hash == digest and prev.chunker == item.chunker:
-                return PreparedFile(item, digest, same_content=True)
-            document = load_document(item.file, data, self.config.loading)
-        with report.timed("chunk"):
-            chunks = self.chunkers[item.file.source].chunk(document)
-        return PreparedFile(item, digest, tuple(chunks))
 
     def apply(self, batch: Sequence[PreparedFile], report: SyncReport) -> None:
         """Embed what the store lacks, write, delete what vanished, then commit."""
@@ -320,24 +289,17 @@ class SyncEngine:
             self.store.ensure_collection(self.collection_spec)
         return report, the_plan
 
-    def prepare_all(
-        self, items: Sequence[PlannedFile], report: SyncReport
-    ) -> Iterator[PreparedFile | FileResult]:
-        """Prepare files one by one in this process; failures come back as results."""
-        for i, item in enumerate(items):
-            self.progress("load", i, len(items))
-            try:
-                yield self.prepare(item, report)
-            except LoadError as exc:
-                yield self.failure(item, exc)
-        self.progress("load", len(items), len(items))
+    def prepare_all(self, items: Sequence[PlannedFile], report: SyncReport) -> Iterator[Prepared]:
+        """Prepare files with the engine's executor; failures come back as results."""
+        self.progress("load", 0, len(items))
+        for done, result in enumerate(self.executor.map(self.preparer, items), 1):
+            if isinstance(result, PreparedFile):
+                for stage, seconds in result.seconds.items():
+                    report.stage_seconds[stage] += seconds
+            self.progress("load", done, len(items))
+            yield result
 
-    @staticmethod
-    def failure(item: PlannedFile, exc: LoadError) -> FileResult:
-        log.info("%s: %s", item.file.source_id, exc.reason)
-        return FileResult(item.file.source_id, item.file.path, FileStatus.FAILED, reason=exc.reason)
-
-    def ingest(self, prepared: Iterable[PreparedFile | FileResult], report: SyncReport) -> None:
+    def ingest(self, prepared: Iterable[Prepared], report: SyncReport) -> None:
         """Write prepared files in batches of about FLUSH_CHUNKS chunks."""
         batch: list[PreparedFile] = []
         pending = 0
