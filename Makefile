@@ -22,7 +22,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[milvus,faiss,weaviate,prefect,dev]"
+	$(PIP) install -q -c constraints.txt -e ".[milvus,faiss,weaviate,prefect,dask,s3,http,langchain,llamaindex,dev]"
 	$(PIP) uninstall -q -y torchvision
 	touch $(STAMP)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ValidationError
 
 from ingest.errors import ConfigError
+from ingest.source import is_url
 
 if TYPE_CHECKING:
     from ingest.config import HeadwaterConfig, SourceConfig
@@ -78,10 +79,20 @@ def create_store(config: HeadwaterConfig, backend: str | None = None) -> VectorS
 
 def create_source(config: HeadwaterConfig, source: SourceConfig) -> Source:
     """The source for one configured entry, chosen by the path's URL scheme."""
-    if "://" in source.path and not source.path.startswith("file://"):
+    if is_url(source.path):
+        from connectors.sources.fsspec import FsspecSource
+
+        return FsspecSource(
+            name=source.name,
+            url=source.path,
+            include=source.include,
+            exclude=source.exclude,
+            storage_options=source.storage_options,
+            max_file_mb=config.loading.max_file_mb,
+        )
+    if source.storage_options:
         raise ConfigError(
-            f"sources.{source.name}.path: URL sources ({source.path.split('://')[0]}://) "
-            "are not supported yet; use a local folder"
+            f"sources.{source.name}.storage_options: only URL sources take storage options"
         )
     from connectors.sources.local import LocalSource
 
@@ -91,4 +102,5 @@ def create_source(config: HeadwaterConfig, source: SourceConfig) -> Source:
         root=config.resolve(root),
         include=source.include,
         exclude=source.exclude,
+        follow_symlinks=source.follow_symlinks,
     )

@@ -1,4 +1,4 @@
-"""The `headwater` command: sync, query, status, verify, migrate, eval."""
+"""The `headwater` command: sync, query, status, verify, migrate, eval, serve, watch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,6 +26,7 @@ from rich.table import Table
 from ingest.config import HeadwaterConfig, load_config
 from ingest.errors import HeadwaterError
 from ingest.report import SyncReport
+from ingest.source import is_url, redact_url
 
 app = typer.Typer(
     help="Keep a vector knowledge base in step with your documents.",
@@ -87,6 +88,13 @@ def sync(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report object.")] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait if another sync runs.")] = 0,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Parse again the files that failed on their content and have not changed.",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Bring the store in step with the sources: embed what is new, delete what is gone."""
@@ -97,7 +105,7 @@ def sync(
     with _progress(disable=as_json) as progress:
         engine = SyncEngine(cfg, progress=progress)
         try:
-            report = engine.run(wait=wait)
+            report = engine.run(wait=wait, retry_failed=retry_failed)
         finally:
             engine.close()
     if as_json:
@@ -120,9 +128,46 @@ def _print_summary(report: SyncReport) -> None:
     for name, reason in report.source_errors.items():
         err.print(f"[red]source {name} not listed:[/] {reason}")
     for f in report.failures:
-        err.print(f"[red]failed[/] {f.source_id}: {f.reason}")
+        stale = f" (stale: its last good {f.chunks} chunks stay in the store)" if f.stale else ""
+        err.print(f"[red]failed[/] {f.source_id}: {f.reason}{stale}", highlight=False)
     for warning in report.warnings():
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+T = TypeVar("T")
+
+BUSY_WAIT = Annotated[
+    float,
+    typer.Option("--wait", help="Seconds to wait while a running sync holds a one-process store."),
+]
+
+
+def _when_free(cfg: HeadwaterConfig, read: Callable[[], T], wait: float) -> T:
+    """Run `read`; while the store is held by another process, retry until `wait` runs out.
+
+    Milvus Lite opens its file in one process at a time; `watch`, `serve` and `sync`
+    hold it only while a run is in progress, so a reader waits seconds, not forever.
+    """
+    from ingest.errors import StoreBusyError
+
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            return read()
+        except StoreBusyError as exc:
+            if time.monotonic() >= deadline:
+                raise HeadwaterError(
+                    f"{exc}. A sync (`headwater sync`, `watch` or a `serve` run) holds it "
+                    f"while it runs: retry when it ends, or give --wait more seconds "
+                    f"(it was {wait:g}). To query while syncs run, use a store that many "
+                    "processes can open (the Milvus server, FAISS or Weaviate; see "
+                    "`headwater migrate`)."
+                ) from None
+            if not told:
+                err.print(f"{exc}; waiting up to {wait:g}s for it to be released")
+                told = True
+            time.sleep(0.5)
 
 
 @app.command()
@@ -134,37 +179,23 @@ def query(
     ] = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    wait: BUSY_WAIT = 120,
 ) -> None:
     """Search the store: rank, score, source, page and a snippet per result."""
-    from connectors.registry import create_store
-    from ingest.embedding import Embedder
+    from ingest.api import KnowledgeBase, hit_metadata
     from ingest.models import QueryFilter
 
     _setup_logging(False)
     cfg = _config(config)
-    store = create_store(cfg)
-    try:
-        vector = Embedder(cfg.embedding).embed_query(text)
-        hits = store.query(vector, k=k, filters=QueryFilter(source_glob=source))
-    finally:
-        store.close()
+    with KnowledgeBase(cfg) as kb:
+        hits = _when_free(
+            cfg, lambda: kb.search(text, k=k, filters=QueryFilter(source_glob=source)), wait
+        )
     if as_json:
         print(
             json.dumps(
                 [
-                    {
-                        "rank": i,
-                        "score": round(h.score, 4),
-                        "id": h.id,
-                        "source": h.metadata.source_id,
-                        "path": h.metadata.path,
-                        "pages": list(h.metadata.pages),
-                        "section": h.metadata.section,
-                        "element_types": list(h.metadata.element_types),
-                        "start": h.metadata.start,
-                        "end": h.metadata.end,
-                        "text": h.text,
-                    }
+                    {"rank": i, **hit_metadata(h), "score": round(h.score, 4), "text": h.text}
                     for i, h in enumerate(hits, 1)
                 ],
                 indent=2,
@@ -263,7 +294,7 @@ def verify(
 
 
 @app.command()
-def status(config: ConfigOption = None) -> None:
+def status(config: ConfigOption = None, wait: BUSY_WAIT = 120) -> None:
     """What is configured and what the manifest and store hold."""
     from ingest.sync import SyncEngine
 
@@ -271,9 +302,10 @@ def status(config: ConfigOption = None) -> None:
     cfg = _config(config)
     engine = SyncEngine(cfg)
     try:
+        running = engine.sync_running()
         docs, chunks = engine.manifest.counts()
         last = engine.manifest.last_commit()
-        stored = engine.store.count()
+        stored = _when_free(cfg, engine.store.count, wait)
     finally:
         engine.close()
     console.print(
@@ -282,15 +314,101 @@ def status(config: ConfigOption = None) -> None:
     console.print(f"model: {cfg.embedding.model} (device {cfg.embedding.device})")
     console.print(f"state: {cfg.state_dir}")
     for s in cfg.sources:
-        console.print(
-            f"source {s.name}: {cfg.resolve(s.path)} include={s.include} exclude={s.exclude}"
-        )
+        where = redact_url(s.path) if is_url(s.path) else cfg.resolve(s.path)
+        console.print(f"source {s.name}: {where} include={s.include} exclude={s.exclude}")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last else "never"
     console.print(f"manifest: {docs} documents, {chunks} chunks; last change {when}")
+    if running:
+        console.print("sync: one is running now (the figures may change when it ends)")
     console.print(
         f"store holds: {stored} chunks"
         + ("" if stored == chunks else "  [yellow](differs from manifest)[/]")
     )
+
+
+def _flows(what: str) -> None:
+    """Prefect lives in flows/ and the `prefect` extra; say how to get it when missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("prefect") is None:
+        from ingest.errors import MissingExtraError
+
+        raise MissingExtraError(what, "prefect")
+
+
+@app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Serve the config's Prefect deployments (schedules, file-event trigger) until Ctrl-C.
+
+    Needs PREFECT_API_URL (a `prefect server start` on this machine, or your server/Cloud).
+    """
+    _flows("`headwater serve`")
+    from flows.deployments import serve as serve_deployments
+    from flows.sync import config_file
+
+    _setup_logging(False)
+    cfg = _config(config)
+    path = config_file(str(config) if config else None)
+    if path is None:
+        raise HeadwaterError("`headwater serve` needs a config file: pass --config")
+    serve_deployments(cfg, path)
+
+
+@app.command()
+def watch(
+    config: ConfigOption = None,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="Run the syncs here even when PREFECT_API_URL is set (no events).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON report per batch.")] = False,
+) -> None:
+    """Watch the local source folders; ingest created, changed and deleted files.
+
+    With PREFECT_API_URL set, each batch is sent as a Prefect event that the
+    `headwater serve` file-event deployment turns into a run; otherwise the run happens here.
+    """
+    from flows.watch import EventEmitter, InProcessRunner, batches
+
+    _setup_logging(False)
+    cfg = _config(config)
+    use_prefect = False
+    if not in_process:
+        import importlib.util
+
+        if importlib.util.find_spec("prefect") is not None:
+            from flows.deployments import api_url
+
+            use_prefect = bool(api_url())
+    if use_prefect:
+        from flows.deployments import require_api
+        from flows.sync import config_file
+
+        require_api()
+        path = config_file(str(config) if config else None)
+        if path is None:
+            raise HeadwaterError("`headwater watch` sends events for a config file: pass --config")
+        emit = EventEmitter(path)
+        err.print(f"watching; each batch goes to Prefect as an event about {path}")
+        for ids in batches(cfg):
+            emit(ids)
+            err.print(f"sent {len(ids)} changed file(s): {', '.join(ids[:5])}")
+        return
+    run = InProcessRunner(cfg)
+    err.print("watching; syncing each batch in this process (no PREFECT_API_URL)")
+    for ids in batches(cfg):
+        try:
+            report = run(ids)
+        except HeadwaterError as exc:
+            err.print(f"[red]error:[/] {exc}; the next batch or `headwater sync` catches up")
+            continue
+        if as_json:
+            print(json.dumps(report.to_dict()), flush=True)
+        else:
+            _print_summary(report)
 
 
 @app.command("eval")

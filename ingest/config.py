@@ -12,6 +12,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeAlias
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -240,24 +241,119 @@ ChunkingConfig: TypeAlias = Annotated[
 """How a source's documents are split into chunks: one model per strategy."""
 
 
+class ScheduleConfig(_Section):
+    """When a recurring sync runs: a cron expression or a fixed interval, not both."""
+
+    cron: str | None = Field(
+        None, description="Cron expression, e.g. '*/15 * * * *' (in `timezone`)."
+    )
+    interval_s: float | None = Field(None, gt=0, description="Seconds between runs.")
+    timezone: str = Field("UTC", description="IANA time zone the cron expression is read in.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ScheduleConfig:
+        if (self.cron is None) == (self.interval_s is None):
+            raise ValueError("set exactly one of 'cron' and 'interval_s'")
+        # Prefect checks the expression fully when it serves; catch the shape early here.
+        if self.cron is not None and not re.fullmatch(r"(\S+\s+){4,5}\S+", self.cron.strip()):
+            raise ValueError(f"cron: {self.cron!r} needs 5 fields (minute hour day month weekday)")
+        return self
+
+
 class SourceConfig(_Section):
-    """A folder (or, later, an fsspec URL) whose documents are kept in the store."""
+    """A local folder or an fsspec URL whose documents are kept in the store."""
 
     name: str = Field(
         description="Short unique name; part of every document id, so keep it stable.",
         pattern=r"^[A-Za-z0-9_.-]+$",
     )
-    path: str = Field(description="Local folder (relative to the config file) or URL.")
+    path: str = Field(
+        description="Local folder (relative to the config file) or URL: s3://bucket/prefix, "
+        "gs://, az://, http(s):// (a page listing links). Credentials come from the "
+        "environment, never from the URL."
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options for the URL's fsspec filesystem, e.g. endpoint_url, anon, "
+        "client_kwargs = {region_name = ...}. Secrets (key, secret, token, password...) are "
+        "refused here: set them in the environment.",
+    )
     include: list[str] = Field(
         default_factory=lambda: ["**/*"], description="Globs of files to ingest, relative to path."
     )
     exclude: list[str] = Field(
         default_factory=list, description="Globs of files to skip, relative to path."
     )
+    follow_symlinks: bool = Field(
+        False,
+        description="Local folders: follow symbolic links that lead outside the folder. Off: "
+        "such links are reported as failed, never read. Links inside the folder are read.",
+    )
     chunking: ChunkingConfig = Field(
         default_factory=RecursiveChunking,
         description="Chunking strategy and settings for this source (`strategy` picks one).",
     )
+    schedule: ScheduleConfig | None = Field(
+        None,
+        description="Give this source its own scheduled deployment (`headwater serve`), "
+        "syncing only this source.",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _no_password_in_url(cls, value: str) -> str:
+        if "://" in value and urlsplit(value).password is not None:
+            raise ValueError("the URL carries a password; set credentials in the environment")
+        return value
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
+        found = sorted(_secret_keys(value))
+        if found:
+            raise ValueError(
+                f"{', '.join(found)}: secrets do not belong in the config file; set them in "
+                "the environment (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+            )
+        return value
+
+
+SECRET_OPTION_KEYS = frozenset(
+    {
+        "key",
+        "secret",
+        "password",
+        "token",
+        "session_token",
+        "sas_token",
+        "account_key",
+        "connection_string",
+        "client_secret",
+        "credential",
+        "credentials",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "authorization",
+    }
+)
+"""storage_options keys (at any depth) that hold credentials, which belong in the environment."""
+
+# gcsfs takes `token` as an auth mode too; these name a method, not a secret.
+_TOKEN_MODES = frozenset({"anon", "google_default", "cloud", "cache", "browser"})
+
+
+def _secret_keys(options: dict[str, Any], prefix: str = "") -> set[str]:
+    found: set[str] = set()
+    for key, value in options.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found |= _secret_keys(value, f"{name}.")
+        elif str(key).lower() in SECRET_OPTION_KEYS and not (
+            str(key).lower() == "token" and value in _TOKEN_MODES
+        ):
+            found.add(name)
+    return found
 
 
 class LoadingConfig(_Section):
@@ -274,6 +370,55 @@ class LoadingConfig(_Section):
     max_file_mb: float = Field(
         200, gt=0, description="Files larger than this are reported as failed, not parsed."
     )
+    max_unpacked_mb: float = Field(
+        1024,
+        gt=0,
+        description="DOCX, PPTX, XLSX, EPUB and ODT files are ZIP archives; one that would "
+        "expand to more than this is reported as failed (a zip bomb), not parsed.",
+    )
+    text_encoding: str = Field(
+        "cp1252",
+        description="Encoding of text files (.txt, .md, .csv...) that are not UTF-8 and in no "
+        "multi-byte encoding that can be detected (Shift-JIS, GB18030, EUC-KR...). Single-byte "
+        "code pages cannot be told apart reliably, so this one is assumed.",
+    )
+    ocr: bool = Field(
+        False,
+        description="Read PDF files without a text layer (scans) with Tesseract, which must be "
+        "installed with poppler's pdftoppm. Off: such files are reported as failed.",
+    )
+    workers: int = Field(
+        default_factory=lambda: min(2, os.cpu_count() or 1),
+        ge=0,
+        le=64,
+        description="Worker processes that parse files, each with the time and memory limits "
+        "below, so a parser that hangs or runs out of memory fails only its file. 0 parses "
+        "in the sync's own process, without limits. Default: min(2, CPU cores).",
+    )
+    timeout_s: float = Field(
+        300,
+        gt=0,
+        description="A file whose parsing takes longer is reported as failed and its worker "
+        "process replaced (workers > 0 only).",
+    )
+    max_memory_mb: int = Field(
+        4096,
+        ge=256,
+        description="A worker process parsing a file may use this much memory (resident, "
+        "including about 800 MB of parser libraries); a file that needs more is reported as "
+        "failed and its worker replaced (workers > 0 only).",
+    )
+
+    @field_validator("text_encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
+        return value
 
 
 class EmbeddingConfig(_Section):
@@ -287,7 +432,42 @@ class EmbeddingConfig(_Section):
     device: str = Field(
         "auto", description="'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'."
     )
-    batch_size: int = Field(64, gt=0, le=4096, description="Chunks encoded per model call.")
+    batch_size: int | Literal["auto"] = Field(
+        "auto",
+        description="Chunks encoded per model call. 'auto': 32 on CPU, where larger batches "
+        "only add padding, 64 on MPS and 256 on CUDA, where a GPU needs wide batches to be busy.",
+    )
+    fp16: bool = Field(
+        True,
+        description="Encode in half precision on CUDA (about twice the throughput; vectors "
+        "stay float32 and normalized). Ignored on CPU and MPS.",
+    )
+    cache: bool = Field(
+        True,
+        description="Keep every embedded chunk's vector in the state folder, keyed by (model, "
+        "chunk text), so text that moves between files or survives a chunking change is "
+        "not embedded again.",
+    )
+    cache_max_entries: int = Field(
+        500_000,
+        gt=0,
+        description="Vectors the embedding cache keeps (MiniLM: about 1.6 KB each); the least "
+        "recently used go first.",
+    )
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: object) -> object:
+        # One message for the two forms, not one per branch of the union.
+        if value == "auto":
+            return value
+        try:
+            size = int(value)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            size = 0
+        if not 0 < size <= 4096 or isinstance(value, bool | float):
+            raise ValueError(f"must be 'auto' or a whole number from 1 to 4096, not {value!r}")
+        return size
 
     @field_validator("device")
     @classmethod
@@ -295,6 +475,19 @@ class EmbeddingConfig(_Section):
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
             raise ValueError("must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
         return value
+
+
+class RetryConfig(_Section):
+    """How store writes are retried when the store is unreachable or fails mid-run."""
+
+    attempts: int = Field(
+        5, ge=1, le=100, description="Tries per store call, the first one included."
+    )
+    initial_s: float = Field(1.0, ge=0, description="Wait before the first retry, in seconds.")
+    max_s: float = Field(30.0, ge=0, description="Longest wait between two tries, in seconds.")
+    multiplier: float = Field(
+        2.0, ge=1, description="Each wait is this many times the one before (up to max_s)."
+    )
 
 
 class StoreConfig(BaseModel):
@@ -311,6 +504,10 @@ class StoreConfig(BaseModel):
         "headwater",
         description="Collection (table/index) name inside the store.",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+    )
+    retry: RetryConfig = Field(
+        default_factory=RetryConfig,
+        description="Retries with exponential backoff for store calls during a sync.",
     )
 
     @model_validator(mode="after")
@@ -364,6 +561,76 @@ class EvalConfig(_Section):
         return value
 
 
+class WatchConfig(_Section):
+    """`headwater watch`: how file events become ingestion runs."""
+
+    debounce_ms: int = Field(
+        1500,
+        ge=50,
+        description="Changes arriving within this many milliseconds of each other form one "
+        "batch, so a folder copied in at once gives one run.",
+    )
+    settle_s: float = Field(
+        1.0,
+        ge=0,
+        description="A file is ingested once its size and modification time have not "
+        "changed for this long, so a file still being written is not read half-way.",
+    )
+    settle_timeout_s: float = Field(
+        300,
+        gt=0,
+        description="Give up waiting for a file that keeps changing after this long; its "
+        "next change starts a new batch.",
+    )
+
+
+class OrchestrationConfig(_Section):
+    """How the Prefect flows run: schedule, concurrency, Dask, and the file watcher."""
+
+    name: str = Field(
+        "headwater",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of this config's deployment names; give each config served on "
+        "one Prefect server its own.",
+    )
+
+    schedule: ScheduleConfig | None = Field(
+        None, description="Schedule of the whole-config sync deployment (`headwater serve`)."
+    )
+    load_concurrency: int = Field(
+        4, gt=0, le=256, description="Load-and-chunk tasks running at once in one flow run."
+    )
+    batch_files: int = Field(
+        32, gt=0, description="Files loaded per round before their chunks are embedded together."
+    )
+    lock_wait_s: float = Field(
+        600,
+        ge=0,
+        description="How long a flow run waits for another sync of the same state folder "
+        "before it fails with a clear message.",
+    )
+    dask_address: str | None = Field(
+        None,
+        description="Dask scheduler address (e.g. 'tcp://10.0.0.5:8786'). When set, flow runs "
+        "load and chunk files on the cluster; embedding and writes stay in the flow run.",
+    )
+    secret_blocks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables a flow run fills from Prefect Secret blocks, "
+        "e.g. {MILVUS_TOKEN = 'milvus-token'}: the stores read their secrets from the "
+        "environment, and deployments keep them in Prefect instead of on the worker.",
+    )
+    watch: WatchConfig = Field(default_factory=WatchConfig, description="The file watcher.")
+
+    @field_validator("secret_blocks")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)]
+        if bad:
+            raise ValueError(f"not environment variable names: {', '.join(bad)}")
+        return value
+
+
 class HeadwaterConfig(BaseSettings):
     """The whole configuration."""
 
@@ -381,6 +648,10 @@ class HeadwaterConfig(BaseSettings):
     state: StateConfig = Field(default_factory=StateConfig, description="State folder.")
     eval: EvalConfig = Field(
         default_factory=EvalConfig, description="Retrieval evaluation (`headwater eval`)."
+    )
+    orchestration: OrchestrationConfig = Field(
+        default_factory=OrchestrationConfig,
+        description="Prefect deployments, schedules, Dask and the watcher.",
     )
     config_dir: Path = Field(
         default_factory=Path.cwd, exclude=True, description="Folder relative paths start from."

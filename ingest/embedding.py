@@ -1,4 +1,8 @@
-"""Sentence-transformers embeddings: lazy model load, device choice, batched encoding."""
+"""Sentence-transformers embeddings: lazy model load, device choice, batched encoding.
+
+Texts are encoded in batches of similar token length, so a batch pads to its own longest
+text rather than the longest in the call; on CUDA the model runs in half precision.
+"""
 
 from __future__ import annotations
 
@@ -129,6 +133,24 @@ def content_window(model: str) -> int:
     return input_window(model) - load_tokenizer(model).num_special_tokens_to_add()
 
 
+AUTO_BATCH = {"cpu": 32, "mps": 64, "cuda": 256}
+"""Batch sizes for batch_size = 'auto'. On CPU a batch of like-length texts is as fast per
+chunk at 32 as at 128; a GPU needs wide batches to be busy."""
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def length_batches(counts: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices of texts grouped into batches of similar length, longest first.
+
+    The order is stable, so equal lengths keep their input order and a run is repeatable.
+    """
+    order = sorted(range(len(counts)), key=lambda i: -counts[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 class Embedder:
     """Encodes texts into L2-normalized float32 vectors. The model loads on first use."""
 
@@ -138,6 +160,10 @@ class Embedder:
         # Chunkers (semantic) embed from worker threads; the model's fast tokenizer
         # raises "Already borrowed" when two threads use it at once.
         self._lock = threading.RLock()
+        self.busy_parsers: Callable[[], int] | None = None
+        """How many files are being parsed on this machine right now, when the sync engine
+        parses while this encodes; on CPU the encoder then leaves them a core each."""
+        self._cpu_threads = 0
 
     @property
     def model(self) -> SentenceTransformer:
@@ -155,12 +181,21 @@ class Embedder:
             _offline_if_local(path)
             device = pick_device(self.config.device)
             log.info("loading embedding model %s on %s", self.config.model, device)
-            self._model = SentenceTransformer(path, device=device)
+            model = SentenceTransformer(path, device=device)
+            if self.config.fp16 and device.startswith("cuda"):
+                model.half()
+            self._model = model
         return self._model
 
     @property
     def device(self) -> str:
         return str(self.model.device)
+
+    @property
+    def batch_size(self) -> int:
+        if isinstance(self.config.batch_size, int):
+            return self.config.batch_size
+        return AUTO_BATCH.get(self.device.split(":")[0], 32)
 
     @property
     def dimension(self) -> int:
@@ -173,18 +208,43 @@ class Embedder:
         """Word pieces the model reads; the rest of a longer input is cut off."""
         return int(self.model.max_seq_length or 0)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    def embed(
+        self, texts: Sequence[str], token_counts: Sequence[int] | None = None
+    ) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """Vectors in the order of `texts`. `token_counts` (from `token_counts`) saves
+        tokenizing twice when the caller already has them."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        counts = list(token_counts) if token_counts is not None else self.token_counts(texts)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
         with self._lock:
-            vectors = self.model.encode(
-                list(texts),
-                batch_size=self.config.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+            model = self.model
+            for batch in length_batches(counts, self.batch_size):
+                self._share_cpu(model)
+                # One model call per batch: encode() would otherwise re-sort by characters.
+                vectors = model.encode(
+                    [texts[i] for i in batch],
+                    batch_size=len(batch),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+                out[batch] = np.asarray(vectors, dtype=np.float32)
+        return out
+
+    def _share_cpu(self, model: SentenceTransformer) -> None:
+        # Two threads on two cores run a small encoder only ~1.3-1.6x faster than one, so
+        # while a file is being parsed a core does more parsing than encoding; once
+        # parsing waits, the encoder takes every core back.
+        if self.busy_parsers is None or model.device.type != "cpu":
+            return
+        import torch
+
+        if not self._cpu_threads:
+            self._cpu_threads = min(torch.get_num_threads(), cpu_cores())
+        want = max(1, self._cpu_threads - self.busy_parsers())
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text as the model sees it, special tokens included, before truncation."""

@@ -379,7 +379,7 @@ class Evaluation:
 
     def _embed(self, texts: Iterable[str]) -> None:
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        batch = max(self.embedder.config.batch_size, 1) * 4
+        batch = self.embedder.batch_size * 4
         for i in range(0, len(missing), batch):
             part = missing[i : i + batch]
             self.progress("embed", i, len(missing))

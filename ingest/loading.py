@@ -5,16 +5,25 @@ A file that yields no text is a failure with a reason, never an empty document.
 
 from __future__ import annotations
 
+import codecs
 import importlib.util
 import io
+import logging
 import os
+import re
+import shutil
+import zipfile
+from collections.abc import Iterable
 from functools import cache
 from pathlib import PurePosixPath
+from typing import Any
 
 from ingest.config import LoadingConfig
 from ingest.errors import LoadError
 from ingest.ids import content_hash
 from ingest.models import Document, Element, SourceFile
+
+log = logging.getLogger(__name__)
 
 # unstructured phones home and prints a banner unless told not to; set before import.
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -96,23 +105,54 @@ def load_document(file: SourceFile, data: bytes, config: LoadingConfig) -> Docum
         raise LoadError(file.path, "file is empty (0 bytes)")
     if kind not in SUPPORTED_TYPES:
         raise LoadError(file.path, f"unsupported file type '.{kind}'")
+    check_content(file.path, kind, data, config)
+    if kind in _PLAIN_TEXT:
+        data = to_utf8(file.path, data, config.text_encoding)
+
+    raw = _partition(file.path, kind, data, config.pdf_strategy, config)
+    elements = _elements(raw)
+    if not elements and kind == "pdf" and config.pdf_strategy in ("fast", "auto"):
+        if not config.ocr:
+            raise LoadError(
+                file.path,
+                "no text could be extracted: the PDF has no text layer (a scan?); set "
+                "loading.ocr = true to read it with Tesseract",
+            )
+        elements = _elements(_partition(file.path, kind, data, "ocr_only", config))
+        if not elements:
+            raise LoadError(
+                file.path,
+                "no text could be extracted: the PDF has no text layer and OCR found none",
+            )
+    if not elements:
+        raise LoadError(file.path, "no text could be extracted")
+    return Document(file=file, file_type=kind, content_hash=content_hash(data), elements=elements)
+
+
+def _partition(
+    path: str, kind: str, data: bytes, strategy: str, config: LoadingConfig
+) -> list[Any]:
     ensure_spacy_model()
+    if strategy == "ocr_only":
+        _check_ocr_tools(path)
 
     from unstructured.partition.auto import partition
 
     try:
-        raw = partition(
-            file=io.BytesIO(data),
-            metadata_filename=PurePosixPath(file.path).name,
-            strategy=config.pdf_strategy,
-            languages=config.languages,
+        return list(
+            partition(
+                file=io.BytesIO(data),
+                metadata_filename=PurePosixPath(path).name,
+                strategy=strategy,
+                languages=config.languages,
+            )
         )
     except Exception as exc:  # unstructured raises many types; all mean "this file failed"
-        raise LoadError(
-            file.path, f"could not parse as .{kind}: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise LoadError(path, f"could not parse as .{kind}: {type(exc).__name__}: {exc}") from exc
 
-    elements = [
+
+def _elements(raw: Iterable[Any]) -> list[Element]:
+    return [
         Element(
             text=text,
             category=el.category,
@@ -122,7 +162,238 @@ def load_document(file: SourceFile, data: bytes, config: LoadingConfig) -> Docum
         for el in raw
         if (text := (el.text or "").strip()) and el.category not in _PAGE_FURNITURE
     ]
-    if not elements:
-        hint = " (a scanned PDF without a text layer needs loading.pdf_strategy='ocr_only')"
-        raise LoadError(file.path, "no text could be extracted" + (hint if kind == "pdf" else ""))
-    return Document(file=file, file_type=kind, content_hash=content_hash(data), elements=elements)
+
+
+def _check_ocr_tools(path: str) -> None:
+    missing = [tool for tool in ("tesseract", "pdftoppm") if shutil.which(tool) is None]
+    if missing:
+        raise LoadError(
+            path,
+            f"PDF has no text layer and OCR needs {' and '.join(missing)}, which is not "
+            "installed (Debian: apt-get install tesseract-ocr poppler-utils)",
+        )
+
+
+# -- checks before parsing --------------------------------------------------------------
+# unstructured picks a parser from the content, not the name, and some parsers fail
+# silently (an HTML tree deeper than libxml2's limit loses its text; a truncated PDF
+# loads empty), so each of these cases is named here instead.
+
+_PLAIN_TEXT = {"txt", "text", "md", "markdown", "csv", "tsv", "rst", "org"}
+_ZIP_TYPES = {
+    "docx": ("word/document.xml", "a Word document (.docx)"),
+    "pptx": ("ppt/presentation.xml", "a PowerPoint deck (.pptx)"),
+    "xlsx": ("xl/workbook.xml", "an Excel workbook (.xlsx)"),
+    "epub": ("META-INF/container.xml", "an EPUB book (.epub)"),
+    "odt": ("content.xml", "an OpenDocument text (.odt)"),
+}
+_OLE_TYPES = {"doc", "msg"}
+_SIGNATURES = (
+    (b"%PDF-", "pdf", "a PDF"),
+    (b"PK\x03\x04", "zip", "a ZIP archive"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole", "an old Office (OLE2) file"),
+    (b"{\\rtf", "rtf", "an RTF document"),
+    (b"\x89PNG", "image", "a PNG image"),
+    (b"\xff\xd8\xff", "image", "a JPEG image"),
+    (b"GIF8", "image", "a GIF image"),
+    (b"\x1f\x8b", "gzip", "a gzip archive"),
+)
+HTML_MAX_DEPTH = 255
+"""libxml2's HTML parser drops every element nested deeper (and what follows them)."""
+_NOT_NESTING = frozenset(
+    # Void elements, and elements whose end tag HTML lets authors omit (the next one
+    # closes them), so they never nest deeply in the parsed tree.
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+        "p",
+        "li",
+        "td",
+        "th",
+        "tr",
+        "dt",
+        "dd",
+        "option",
+        "optgroup",
+        "thead",
+        "tbody",
+        "tfoot",
+        "colgroup",
+        "caption",
+        "rp",
+        "rt",
+    ]
+)
+_TAG = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9-]*)[^>]*?(/?)>")
+
+
+def sniff(data: bytes) -> tuple[str, str] | None:
+    """The container kind and a description, from the first bytes; None for text."""
+    head = data[:8]
+    for magic, kind, what in _SIGNATURES:
+        if head.startswith(magic):
+            return kind, what
+    # A PDF may have a few bytes of junk before its header.
+    if b"%PDF-" in data[:1024]:
+        return "pdf", "a PDF"
+    return None
+
+
+def check_content(path: str, kind: str, data: bytes, config: LoadingConfig) -> None:
+    """Raise LoadError when the bytes are not what the name says, or are unsafe to parse."""
+    found = sniff(data)
+    expected = (
+        "pdf"
+        if kind == "pdf"
+        else "zip"
+        if kind in _ZIP_TYPES
+        else "ole"
+        if kind in _OLE_TYPES
+        else "rtf"
+        if kind == "rtf"
+        else None
+    )
+    if found is not None and found[0] != expected:
+        raise LoadError(
+            path,
+            f"the name says .{kind} but the content is {found[1]}; rename it with the right "
+            "extension",
+        )
+    if found is None and expected is not None:
+        raise LoadError(
+            path, f"the name says .{kind} but the content is not {_describe(kind)} (no header)"
+        )
+    if kind == "pdf":
+        _check_pdf(path, data)
+    elif kind in _ZIP_TYPES:
+        _check_zip(path, kind, data, config.max_unpacked_mb)
+    elif kind in ("html", "htm"):
+        depth = html_depth(data)
+        if depth > HTML_MAX_DEPTH:
+            raise LoadError(
+                path,
+                f"HTML nests elements {depth} deep; the parser drops everything below depth "
+                f"{HTML_MAX_DEPTH}, so the text would be lost",
+            )
+    elif kind in _PLAIN_TEXT and b"\x00" in data[:8192] and not _utf16_bom(data):
+        raise LoadError(path, f"the name says .{kind} but the content is binary (NUL bytes)")
+
+
+def _describe(kind: str) -> str:
+    if kind in _ZIP_TYPES:
+        return _ZIP_TYPES[kind][1]
+    return {"pdf": "a PDF", "rtf": "an RTF document"}.get(kind, f"a .{kind} file")
+
+
+def _check_pdf(path: str, data: bytes) -> None:
+    from pypdf import PdfReader
+
+    # Every complete PDF, incrementally updated or not, ends with %%EOF (some writers
+    # add a little padding after it).
+    if b"%%EOF" not in data[-2048:]:
+        raise LoadError(path, "PDF is truncated or corrupt: no %%EOF marker at its end")
+    locked = LoadError(
+        path, "PDF is password-protected; save a copy without a password to ingest it"
+    )
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            # An owner password alone (printing or copying locked) opens with "".
+            try:
+                opened = reader.decrypt("")
+            except Exception:
+                raise locked from None
+            if not opened:
+                raise locked
+        len(reader.pages)
+    except LoadError:
+        raise
+    except Exception as exc:  # pypdf raises many types for damaged files
+        raise LoadError(path, f"PDF is corrupt: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_zip(path: str, kind: str, data: bytes, max_unpacked_mb: float) -> None:
+    member, what = _ZIP_TYPES[kind]
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            names = {i.filename for i in infos}
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise LoadError(path, f"{what} is corrupt: not a readable ZIP archive ({exc})") from exc
+    unpacked = sum(i.file_size for i in infos)
+    if unpacked > max_unpacked_mb * 2**20:
+        raise LoadError(
+            path,
+            f"{what} would expand from {len(data) / 2**20:.1f} MB to {unpacked / 2**20:.0f} MB, "
+            f"over loading.max_unpacked_mb={max_unpacked_mb:g} (a zip bomb?); not parsed",
+        )
+    if member not in names:
+        actual = next((w for m, w in _ZIP_TYPES.values() if m in names), "another ZIP archive")
+        raise LoadError(
+            path,
+            f"the name says .{kind} but the content is {actual}; rename it with the right "
+            "extension",
+        )
+
+
+def html_depth(data: bytes) -> int:
+    """How deep the HTML's elements nest (an over-estimate where end tags are omitted)."""
+    depth = deepest = 0
+    for m in _TAG.finditer(data):
+        name = m.group(2).lower()
+        if m.group(3) or name.decode() in _NOT_NESTING:
+            continue
+        if m.group(1):
+            depth = max(0, depth - 1)
+        else:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
+def _utf16_bom(data: bytes) -> bool:
+    return data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+
+
+_MULTIBYTE = re.compile(
+    r"utf_16|utf_32|shift_jis|cp932|euc_jp|iso2022|gb2312|gbk|gb18030|hz|big5|cp950|euc_kr|"
+    r"cp949|johab"
+)
+
+
+def to_utf8(path: str, data: bytes, fallback: str) -> bytes:
+    """A text file's bytes as UTF-8: UTF-8 as is, else a detected multi-byte encoding, else
+    `fallback` (single-byte code pages cannot be told apart by statistics)."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8) :]
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    encoding = best.encoding if best is not None and _MULTIBYTE.search(best.encoding) else fallback
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise LoadError(
+            path,
+            f"text is not UTF-8 and not valid {encoding} either ({exc.reason} at byte "
+            f"{exc.start}); set loading.text_encoding to the file's encoding",
+        ) from exc
+    log.info("%s: not UTF-8; read as %s", path, encoding)
+    return text.encode("utf-8")

@@ -34,6 +34,15 @@ CREATE TABLE IF NOT EXISTS chunks (
     PRIMARY KEY (target, chunk_id)
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks (target, source_id);
+CREATE TABLE IF NOT EXISTS failures (
+    target TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    failed_at REAL NOT NULL,
+    PRIMARY KEY (target, source_id)
+);
 """
 
 
@@ -47,6 +56,17 @@ class ManifestEntry:
     chunker: str
     chunk_count: int
     updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class FailureEntry:
+    """A file whose content could not be ingested, as it was when it failed."""
+
+    source_id: str
+    fingerprint: str
+    settings: str
+    """The chunker and loading settings it failed under (see `planning.failure_key`)."""
+    reason: str
 
 
 class Manifest:
@@ -75,6 +95,31 @@ class Manifest:
             (self.target,),
         )
         return {r[0]: ManifestEntry(*r) for r in rows}
+
+    def failures(self) -> dict[str, FailureEntry]:
+        rows = self.db.execute(
+            "SELECT source_id, fingerprint, settings, reason FROM failures WHERE target = ?",
+            (self.target,),
+        )
+        return {r[0]: FailureEntry(*r) for r in rows}
+
+    def record_failures(self, failures: Iterable[FailureEntry]) -> None:
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (self.target, f.source_id, f.fingerprint, f.settings, f.reason, now)
+                    for f in failures
+                ],
+            )
+
+    def forget_failures(self, source_ids: Iterable[str]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "DELETE FROM failures WHERE target = ? AND source_id = ?",
+                [(self.target, sid) for sid in source_ids],
+            )
 
     def chunk_hashes(self, source_id: str) -> dict[str, str]:
         """chunk id -> metadata hash of every chunk committed for a document."""
@@ -171,6 +216,9 @@ class Manifest:
         db.execute("DELETE FROM files WHERE target = ? AND source_id = ?", (self.target, source_id))
         db.execute(
             "DELETE FROM chunks WHERE target = ? AND source_id = ?", (self.target, source_id)
+        )
+        db.execute(
+            "DELETE FROM failures WHERE target = ? AND source_id = ?", (self.target, source_id)
         )
 
     def _transaction(self) -> _Transaction:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from enum import StrEnum
+from typing import Any
 
 from ingest.errors import HeadwaterError
 
@@ -120,6 +121,25 @@ class QueryFilter:
     file_types: tuple[str, ...] = ()
     pages: tuple[int, ...] = ()
 
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> QueryFilter:
+        """A filter from plain values, e.g. ``{"file_types": ["pdf"], "source_glob": "policies/*"}``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise HeadwaterError(
+                f"filters: unknown key {', '.join(map(repr, unknown))}; "
+                f"use {', '.join(sorted(known))}"
+            )
+
+        def value_of(key: str, value: Any) -> Any:
+            if key == "source_glob":
+                return value
+            # One value or many: {"file_types": "pdf"} means ("pdf",), not ("p", "d", "f").
+            return (value,) if isinstance(value, str | int) else tuple(value)
+
+        return cls(**{key: value_of(key, value) for key, value in values.items()})
+
     def is_empty(self) -> bool:
         return not (self.source_glob or self.source_ids or self.file_types or self.pages)
 
@@ -187,3 +207,9 @@ class FileResult:
     truncated: int = 0
     """Chunks embedded in this run that were longer than the model's input window."""
     reason: str | None = None
+    stale: bool = False
+    """FAILED now, but ingested before: the store keeps the chunks of its last good version
+    (counted in `chunks`) until the file loads again or disappears."""
+    permanent: bool = False
+    """FAILED because of its content (see `LoadError.permanent`), not a read error, a time
+    or memory limit, or a crash, which are tried again on every run."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ingest.manifest import ManifestEntry
+from ingest.manifest import FailureEntry, ManifestEntry
 from ingest.models import SourceFile
 
 
@@ -26,11 +26,50 @@ class PlannedFile:
         return self.previous is None
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The part of the configured sources one run looks at; empty means all of them.
+
+    A run scoped to files (the watcher's batches) loads exactly those files and, if they
+    are gone, deletes exactly their chunks; everything else is left for a full sync.
+    """
+
+    sources: frozenset[str] = frozenset()
+    """Source names; empty: every source."""
+    source_ids: frozenset[str] = frozenset()
+    """Document ids (``source:path``); empty: every file of the chosen sources."""
+
+    def covers_source(self, name: str) -> bool:
+        if self.source_ids:
+            return any(sid.startswith(f"{name}:") for sid in self.source_ids)
+        return not self.sources or name in self.sources
+
+    def covers(self, source: str, source_id: str) -> bool:
+        if self.source_ids:
+            return source_id in self.source_ids
+        return self.covers_source(source)
+
+
+def failure_key(chunker: str, loading: str) -> str:
+    """The settings a content failure depends on: a change to either tries the file again."""
+    return f"{chunker}|{loading}"
+
+
+@dataclass(frozen=True)
+class KnownFailure:
+    """A file that failed on its content and has not changed since: not read again."""
+
+    file: SourceFile
+    reason: str
+    previous: ManifestEntry | None = None
+
+
 @dataclass
 class SyncPlan:
     to_load: list[PlannedFile] = field(default_factory=list)
     unchanged: list[SourceFile] = field(default_factory=list)
     deleted: list[ManifestEntry] = field(default_factory=list)
+    known_failures: list[KnownFailure] = field(default_factory=list)
     source_errors: dict[str, str] = field(default_factory=dict)
     """Sources whose listing failed; their documents are left as they are."""
 
@@ -40,9 +79,13 @@ def plan(
     manifest: Mapping[str, ManifestEntry],
     chunkers: Mapping[str, str],
     source_errors: Mapping[str, str] | None = None,
+    failures: Mapping[str, FailureEntry] | None = None,
+    loading: str = "",
 ) -> SyncPlan:
-    """`listings` and `chunkers` are keyed by source name; `manifest` by source id."""
+    """`listings` and `chunkers` are keyed by source name; `manifest` and `failures` (content
+    failures of earlier runs) by source id; `loading` is the loading settings' key."""
     errors = dict(source_errors or {})
+    failures = failures or {}
     result = SyncPlan(source_errors=errors)
     listed: set[str] = set()
     for name, files in listings.items():
@@ -50,8 +93,15 @@ def plan(
             listed.add(f.source_id)
             prev = manifest.get(f.source_id)
             chunker = chunkers[name]
+            failed = failures.get(f.source_id)
             if prev and prev.fingerprint == f.fingerprint and prev.chunker == chunker:
                 result.unchanged.append(f)
+            elif (
+                failed
+                and failed.fingerprint == f.fingerprint
+                and failed.settings == failure_key(chunker, loading)
+            ):
+                result.known_failures.append(KnownFailure(f, failed.reason, prev))
             else:
                 result.to_load.append(PlannedFile(f, chunker, prev))
     for sid, entry in manifest.items():

@@ -9,6 +9,7 @@ so the chunks are the same wherever a file was parsed.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -59,10 +60,16 @@ class Preparer:
         self.config = config
         self._sources = list(sources) if sources is not None else None
         self._embedder = embedder
+        # Chunkers share one Hugging Face fast tokenizer, which raises "Already borrowed"
+        # when threads use it at once (the flow's thread-pool tasks); parsing stays parallel.
+        self._chunking = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         # Only the config travels; sources, chunkers and models are rebuilt on the far side.
-        return {"config": self.config, "_sources": None, "_embedder": None}
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"])  # type: ignore[misc]
 
     @cached_property
     def sources(self) -> dict[str, Source]:
@@ -94,9 +101,13 @@ class Preparer:
             return PreparedFile(
                 item, digest, same_content=True, seconds={"load": time.perf_counter() - t0}
             )
-        document = load_document(item.file, data, self.config.loading)
+        try:
+            document = load_document(item.file, data, self.config.loading)
+        except LoadError as exc:
+            raise LoadError(exc.path, exc.reason, permanent=True) from exc
         t1 = time.perf_counter()
-        chunks = self.chunkers[item.file.source].chunk(document)
+        with self._chunking:
+            chunks = self.chunkers[item.file.source].chunk(document)
         seconds = {"load": t1 - t0, "chunk": time.perf_counter() - t1}
         return PreparedFile(item, digest, tuple(chunks), seconds=seconds)
 
@@ -105,12 +116,22 @@ class Preparer:
         try:
             return self.prepare(item)
         except LoadError as exc:
-            return failure(item, exc.reason)
+            return failure(item, exc.reason, permanent=exc.permanent)
 
 
-def failure(item: PlannedFile, reason: str) -> FileResult:
+def failure(item: PlannedFile, reason: str, *, permanent: bool = False) -> FileResult:
+    """A FAILED result; a file ingested before is stale: its last good chunks stay stored."""
     log.info("%s: %s", item.file.source_id, reason)
-    return FileResult(item.file.source_id, item.file.path, FileStatus.FAILED, reason=reason)
+    prev = item.previous
+    return FileResult(
+        item.file.source_id,
+        item.file.path,
+        FileStatus.FAILED,
+        chunks=prev.chunk_count if prev else 0,
+        reason=reason,
+        stale=prev is not None,
+        permanent=permanent,
+    )
 
 
 class PrepareExecutor(Protocol):

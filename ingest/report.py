@@ -89,7 +89,9 @@ class SyncReport:
             "chunks": self.chunk_counts(),
             "truncated": self.truncated,
             "warnings": self.warnings(),
-            "failures": [{"path": f.source_id, "reason": f.reason} for f in self.failures],
+            "failures": [
+                {"path": f.source_id, "reason": f.reason, "stale": f.stale} for f in self.failures
+            ],
             "source_errors": self.source_errors,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "wall_seconds": round(self.wall_seconds, 3),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 from ingest.models import SourceFile
 
 
 @runtime_checkable
 class Source(Protocol):
-    """A place documents come from: a local folder today, any fsspec URL later."""
+    """A place documents come from: a local folder or any fsspec URL."""
 
     name: str
 
@@ -21,3 +22,15 @@ class Source(Protocol):
     def read_bytes(self, file: SourceFile) -> bytes:
         """The file's current bytes."""
         ...
+
+
+def is_url(path: str) -> bool:
+    """Whether a configured source path is a remote URL (``file://`` counts as local)."""
+    return "://" in path and not path.startswith("file://")
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info, query or fragment: safe to print or log."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

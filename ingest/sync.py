@@ -21,14 +21,19 @@ from filelock import FileLock, Timeout
 from ingest.chunking import Chunker
 from ingest.config import HeadwaterConfig
 from ingest.embedding import Embedder
+from ingest.embedding_cache import EmbeddingCache
 from ingest.errors import HeadwaterError
-from ingest.manifest import Manifest, ManifestEntry
+from ingest.faults import fault_point
+from ingest.manifest import FailureEntry, Manifest, ManifestEntry
 from ingest.models import Chunk, CollectionSpec, FileResult, FileStatus, SourceFile, VectorRecord
-from ingest.planning import PlannedFile, SyncPlan, plan
+from ingest.planning import PlannedFile, Scope, SyncPlan, failure_key, plan
+from ingest.prefetch import Prefetch
 from ingest.prepare import InProcess, Prepared, PreparedFile, PrepareExecutor, Preparer
 from ingest.report import SyncReport
+from ingest.retry import RetryingStore
 from ingest.source import Source
 from ingest.store import VectorStore
+from ingest.workers import executor_for
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,10 @@ Progress = Callable[[str, int, int], None]
 
 FLUSH_CHUNKS = 512
 """Chunks gathered before a batch is embedded and written."""
+
+PREFETCH_FILES = 8
+"""Prepared files kept ready while a batch is embedded: parsing goes on meanwhile, and
+memory stays bounded however many files a run has."""
 
 
 def meta_hash(chunk: Chunk) -> str:
@@ -65,10 +74,23 @@ class SyncEngine:
         from connectors.registry import create_store
 
         self.config = config
-        self.store = store or create_store(config)
+        self.store: VectorStore = RetryingStore(store or create_store(config), config.store.retry)
         self.embedder = embedder or Embedder(config.embedding)
+        self.embedding_cache = (
+            EmbeddingCache(
+                config.state_dir / "embeddings.sqlite",
+                config.embedding.model,
+                config.embedding.cache_max_entries,
+            )
+            if config.embedding.cache
+            else None
+        )
         self.preparer = Preparer(config, sources=sources, embedder=self.embedder)
-        self.executor: PrepareExecutor = executor or InProcess()
+        # Workers rebuild sources from the config, so sources handed in as objects are
+        # read here, in this process.
+        self.executor: PrepareExecutor = executor or (
+            InProcess() if sources is not None else executor_for(config.loading)
+        )
         self.progress = progress or (lambda stage, done, total: None)
 
     @property
@@ -103,23 +125,75 @@ class SyncEngine:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         return FileLock(self.config.state_dir / "sync.lock", timeout=timeout)
 
+    def sync_running(self) -> bool:
+        """Whether some process holds the state folder's sync lock right now."""
+        lock = self.lock()
+        try:
+            lock.acquire()
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
     def close(self) -> None:
         self.store.close()
         self.manifest.close()
+        if self.embedding_cache is not None:
+            self.embedding_cache.close()
 
     # -- stages --------------------------------------------------------------------
 
-    def plan(self, report: SyncReport | None = None) -> SyncPlan:
+    @cached_property
+    def loading_key(self) -> str:
+        """Digest of the loading settings: a file that failed on its content is tried again
+        when they change."""
+        raw = self.config.loading.model_dump_json().encode()
+        return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+    def plan(
+        self,
+        report: SyncReport | None = None,
+        scope: Scope | None = None,
+        *,
+        retry_failed: bool = False,
+    ) -> SyncPlan:
+        """List the sources (those in `scope`) and compare with the manifest. Files that
+        failed on their content and have not changed are not planned for loading, unless
+        `retry_failed`."""
+        scope = scope or Scope()
         listings: dict[str, list[SourceFile]] = {}
         errors: dict[str, str] = {}
         for source in self.sources:
+            if not scope.covers_source(source.name):
+                continue
             try:
-                listings[source.name] = list(source.list_files())
+                listings[source.name] = [
+                    f for f in source.list_files() if scope.covers(f.source, f.source_id)
+                ]
             except Exception as exc:
                 errors[source.name] = str(exc)
                 log.error("listing source %s failed: %s", source.name, exc)
         keys = {name: c.settings_key for name, c in self.chunkers.items()}
-        result = plan(listings, self.manifest.entries(), keys, errors)
+        entries = {
+            sid: e for sid, e in self.manifest.entries().items() if scope.covers(e.source, sid)
+        }
+        failures = {
+            sid: f
+            for sid, f in self.manifest.failures().items()
+            if scope.covers(sid.partition(":")[0], sid)
+        }
+        listed = {f.source_id for files in listings.values() for f in files}
+        gone = [s for s in failures if s.partition(":")[0] in listings and s not in listed]
+        if gone:  # failed files that were deleted or excluded since
+            self.manifest.forget_failures(gone)
+        result = plan(
+            listings,
+            entries,
+            keys,
+            errors,
+            failures={} if retry_failed else failures,
+            loading=self.loading_key,
+        )
         if report is not None:
             report.source_errors.update(errors)
         return result
@@ -174,15 +248,26 @@ class SyncEngine:
                     to_embed[cid] = c
         truncated: set[str] = set()
         if to_embed:
+            fault_point("embed")
             chunks = list(to_embed.values())
             texts = [c.text for c in chunks]
             with report.timed("embed"):
                 self.progress("embed", 0, len(chunks))
                 # The model cuts longer input silently; count it so the report can say so.
-                cut = self.embedder.truncated(texts)
-                truncated = {c.id for c, over in zip(chunks, cut, strict=True) if over}
-                report.model_max_tokens = self.embedder.max_tokens
-                vectors = self.embedder.embed(texts)
+                counts = self.embedder.token_counts(texts)
+                limit = self.embedder.max_tokens
+                truncated = {
+                    c.id for c, n in zip(chunks, counts, strict=True) if limit and n > limit
+                }
+                report.model_max_tokens = limit
+                if self.embedding_cache is None:
+                    vectors = self.embedder.embed(texts, counts)
+                else:
+                    # Text embedded before (moved from another file, or cut the same way
+                    # by another strategy) is written, not embedded, and not counted so.
+                    vectors, reused = self.embedding_cache.embed(self.embedder, texts, counts)
+                    for i in reused:
+                        del to_embed[chunks[i].id]
                 self.progress("embed", len(chunks), len(chunks))
             records.extend(VectorRecord(c, v) for c, v in zip(chunks, vectors, strict=True))
 
@@ -199,6 +284,7 @@ class SyncEngine:
                     self.store.delete_ids(gone)
                 vanished[sid] = gone
 
+        fault_point("commit")  # the store holds the batch; the manifest does not yet
         with report.timed("commit"):
             self.manifest.commit(
                 (
@@ -267,23 +353,38 @@ class SyncEngine:
         finally:
             lock.release()
 
-    def run(self, *, wait: float = 0) -> SyncReport:
-        """One full sync. Raises SyncLockedError if another sync holds the state folder."""
+    def run(
+        self, *, wait: float = 0, scope: Scope | None = None, retry_failed: bool = False
+    ) -> SyncReport:
+        """One sync (of `scope`, default everything). Raises SyncLockedError if another
+        sync holds the state folder for longer than `wait` seconds."""
         with self.exclusive(wait):
-            return self._run()
+            report, the_plan = self.begin(scope, retry_failed=retry_failed)
+            self.ingest(self.prepare_all(the_plan.to_load, report), report)
+            return self.finish(the_plan, report)
 
-    def _run(self) -> SyncReport:
-        report, the_plan = self.begin()
-        self.ingest(self.prepare_all(the_plan.to_load, report), report)
-        return self.finish(the_plan, report)
-
-    def begin(self) -> tuple[SyncReport, SyncPlan]:
+    def begin(
+        self, scope: Scope | None = None, *, retry_failed: bool = False
+    ) -> tuple[SyncReport, SyncPlan]:
         """Start a run: list the sources and plan against the manifest."""
         report = SyncReport(store=f"{self.config.store.backend}:{self.store.location}")
         with report.timed("list_plan"):
-            the_plan = self.plan(report)
+            the_plan = self.plan(report, scope, retry_failed=retry_failed)
         for f in the_plan.unchanged:
             report.add(FileResult(f.source_id, f.path, FileStatus.UNCHANGED))
+        for known in the_plan.known_failures:
+            prev = known.previous
+            report.add(
+                FileResult(
+                    known.file.source_id,
+                    known.file.path,
+                    FileStatus.FAILED,
+                    chunks=prev.chunk_count if prev else 0,
+                    reason=f"{known.reason} (unchanged since it failed; not parsed again)",
+                    stale=prev is not None,
+                    permanent=True,
+                )
+            )
         if the_plan.to_load:
             # Before any file is parsed: a collection made for another model fails the run now.
             self.store.ensure_collection(self.collection_spec)
@@ -292,28 +393,53 @@ class SyncEngine:
     def prepare_all(self, items: Sequence[PlannedFile], report: SyncReport) -> Iterator[Prepared]:
         """Prepare files with the engine's executor; failures come back as results."""
         self.progress("load", 0, len(items))
-        for done, result in enumerate(self.executor.map(self.preparer, items), 1):
-            if isinstance(result, PreparedFile):
-                for stage, seconds in result.seconds.items():
-                    report.stage_seconds[stage] += seconds
-            self.progress("load", done, len(items))
-            yield result
+        # Files are prepared in a thread, ahead of the batches being embedded here; the
+        # encoder leaves the preparing side its cores while it works.
+        results = Prefetch(self.executor.map(self.preparer, items), PREFETCH_FILES)
+        parsers = int(getattr(self.executor, "workers", 1) or 1)
+        self.embedder.busy_parsers = lambda: parsers if results.working else 0
+        planned = {item.file.source_id: item for item in items}
+        try:
+            for done, result in enumerate(results, 1):
+                if isinstance(result, PreparedFile):
+                    for stage, seconds in result.seconds.items():
+                        report.stage_seconds[stage] += seconds
+                elif result.permanent and result.reason:
+                    # Remembered, so the same bytes are not parsed again only to fail again.
+                    item = planned[result.source_id]
+                    key = failure_key(item.chunker, self.loading_key)
+                    self.manifest.record_failures(
+                        [FailureEntry(result.source_id, item.file.fingerprint, key, result.reason)]
+                    )
+                self.progress("load", done, len(items))
+                yield result
+        finally:
+            results.close()
+            self.embedder.busy_parsers = None
 
-    def ingest(self, prepared: Iterable[Prepared], report: SyncReport) -> None:
-        """Write prepared files in batches of about FLUSH_CHUNKS chunks."""
+    def ingest(
+        self,
+        prepared: Iterable[Prepared],
+        report: SyncReport,
+        apply: Callable[[list[PreparedFile], SyncReport], None] | None = None,
+    ) -> None:
+        """Write prepared files in batches of about FLUSH_CHUNKS chunks, each with `apply`
+        (default `self.apply`; the Prefect flow passes a retried task)."""
+        apply = apply or self.apply
         batch: list[PreparedFile] = []
         pending = 0
         for p in prepared:
+            fault_point("load")
             if isinstance(p, FileResult):
                 report.add(p)
                 continue
             batch.append(p)
             pending += len(p.chunks)
             if pending >= FLUSH_CHUNKS:
-                self.apply(batch, report)
+                apply(batch, report)
                 batch, pending = [], 0
         if batch:
-            self.apply(batch, report)
+            apply(batch, report)
 
     def finish(self, the_plan: SyncPlan, report: SyncReport) -> SyncReport:
         """Delete what disappeared and close the report."""

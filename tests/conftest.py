@@ -109,6 +109,9 @@ def make_config(tmp_path: Path, docs: Path, **overrides: Any) -> HeadwaterConfig
         "config_dir": tmp_path,
     }
     data.update(overrides)
+    # Parsing in this process keeps engine tests fast; test_workers.py, test_bad_input.py
+    # and the CLI tests run the default worker pool.
+    data["loading"] = {"workers": 0, **data.get("loading", {})}
     return HeadwaterConfig(**data)
 
 
@@ -125,3 +128,30 @@ def engine_factory(tmp_path: Path, embedder: Embedder) -> Iterator[Callable[...,
     yield factory
     for e in made:
         e.close()
+
+
+@pytest.fixture(scope="session")
+def synced_config(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> HeadwaterConfig:
+    """sample_docs/ synced once into a FAISS store in a temp folder; tests only read it."""
+    root = tmp_path_factory.mktemp("synced")
+    config = make_config(root, SAMPLE_DOCS, store={"backend": "faiss"})
+    engine = SyncEngine(config, embedder=embedder)
+    try:
+        report = engine.run()
+    finally:
+        engine.close()
+    assert report.ok, report.to_dict()["failures"]
+    return config
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API on loopback: moto's server mode, with an empty account."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -87,7 +87,7 @@ def test_failures_are_listed_and_exit_nonzero(project: Path) -> None:
     report = json.loads(out.stdout)
     assert report["files"]["added"] == 3 and report["files"]["failed"] == 1
     assert report["failures"] == [
-        {"path": "docs:notes.xyz", "reason": "unsupported file type '.xyz'"}
+        {"path": "docs:notes.xyz", "reason": "unsupported file type '.xyz'", "stale": False}
     ]
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from connectors.sources.local import LocalSource
-from ingest.errors import HeadwaterError
+from ingest.errors import HeadwaterError, LoadError
+from ingest.models import SourceFile
 
 
 def tree(root: Path) -> None:
@@ -56,7 +57,76 @@ def test_missing_root_raises(tmp_path: Path) -> None:
         list(LocalSource("s", tmp_path / "nope").list_files())
 
 
-def test_broken_symlink_is_skipped(tmp_path: Path) -> None:
+def read_error(src: LocalSource, rel: str) -> str:
+    (file,) = [f for f in src.list_files() if f.path == rel]
+    with pytest.raises(LoadError) as exc:
+        src.read_bytes(file)
+    return exc.value.reason
+
+
+def test_broken_symlink_is_listed_and_fails_with_its_reason(tmp_path: Path) -> None:
     tree(tmp_path)
     (tmp_path / "dangling.md").symlink_to(tmp_path / "missing.md")
-    assert "dangling.md" not in paths(LocalSource("s", tmp_path))
+    reason = read_error(LocalSource("s", tmp_path), "dangling.md")
+    assert reason.startswith("broken symbolic link") and "missing.md" in reason
+
+
+def test_symlink_loop_fails_with_its_reason(tmp_path: Path) -> None:
+    tree(tmp_path)
+    (tmp_path / "loop1.md").symlink_to(tmp_path / "loop2.md")
+    (tmp_path / "loop2.md").symlink_to(tmp_path / "loop1.md")
+    (tmp_path / "sub" / "up").symlink_to(tmp_path)  # a folder loop: listed once
+    src = LocalSource("s", tmp_path)
+    assert "symbolic link loop" in read_error(src, "loop1.md")
+    assert [p for p in paths(src) if not p.startswith("loop")] == [
+        "a.md",
+        "b.pdf",
+        "e.tmp",
+        "sub/c.pdf",
+        "sub/drafts/d.md",
+    ]
+
+
+def test_links_leaving_the_root_are_not_followed_unless_allowed(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not yours")
+    (outside / "more").mkdir()
+    (outside / "more" / "x.md").write_text("x")
+    (root / "in.md").write_text("inside")
+    (root / "escape.txt").symlink_to(outside / "secret.txt")
+    (root / "dir").symlink_to(outside / "more")
+    (root / "alias.md").symlink_to(root / "in.md")  # inside the root: read
+    src = LocalSource("s", root)
+    assert paths(src) == ["alias.md", "dir", "escape.txt", "in.md"]
+    assert "leads outside the source folder" in read_error(src, "escape.txt")
+    assert "follow_symlinks" in read_error(src, "dir")
+    alias = next(f for f in src.list_files() if f.path == "alias.md")
+    assert src.read_bytes(alias) == b"inside"
+    # A path that climbs out through '..' resolves outside the root too.
+    sneaky = SourceFile(
+        "s", "../outside/secret.txt", str(root / ".." / "outside" / "secret.txt"), 9, "x"
+    )
+    with pytest.raises(LoadError, match="outside the source folder"):
+        src.read_bytes(sneaky)
+
+    allowed = LocalSource("s", root, follow_symlinks=True)
+    assert sorted(paths(allowed)) == ["alias.md", "dir/x.md", "escape.txt", "in.md"]
+    escape = next(f for f in allowed.list_files() if f.path == "escape.txt")
+    assert allowed.read_bytes(escape) == b"not yours"
+
+
+def test_fifo_is_not_read(tmp_path: Path) -> None:
+    tree(tmp_path)
+    os.mkfifo(tmp_path / "pipe.txt")
+    assert "named pipe" in read_error(LocalSource("s", tmp_path), "pipe.txt")
+
+
+def test_file_changed_after_listing_fails_and_is_retried(tmp_path: Path) -> None:
+    tree(tmp_path)
+    src = LocalSource("s", tmp_path)
+    (listed,) = [f for f in src.list_files() if f.path == "a.md"]
+    (tmp_path / "a.md").write_text("a longer text than before")
+    with pytest.raises(LoadError, match="changed while being read"):
+        src.read_bytes(listed)

@@ -1,14 +1,16 @@
-"""A local folder as a document source."""
+"""A local folder as a document source, confined to its root."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pathspec
 
-from ingest.errors import HeadwaterError
+from ingest.errors import HeadwaterError, LoadError
 from ingest.models import SourceFile
 
 
@@ -17,35 +19,86 @@ def globs(patterns: Sequence[str]) -> pathspec.PathSpec:
     return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
 
 
+_KINDS = {
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
 class LocalSource:
     """Files under a root folder, filtered by include/exclude globs.
 
     The fingerprint is size plus modification time in nanoseconds: cheap to read and it
-    changes whenever a write happens.
+    changes whenever a write happens. Paths are resolved: a symbolic link that leads
+    outside the root is listed (so the report names it) but never read unless
+    `follow_symlinks`; broken links, link loops and things that are not regular files
+    are listed the same way and fail with their reason when read.
     """
 
     def __init__(
-        self, name: str, root: Path, include: Sequence[str] = ("**/*",), exclude: Sequence[str] = ()
+        self,
+        name: str,
+        root: Path,
+        include: Sequence[str] = ("**/*",),
+        exclude: Sequence[str] = (),
+        follow_symlinks: bool = False,
     ) -> None:
         self.name = name
         self.root = root
         self.include = globs(include)
         self.exclude = globs(exclude)
+        self.follow_symlinks = follow_symlinks
+
+    def _wanted(self, rel: str) -> bool:
+        return bool(self.include.match_file(rel)) and not self.exclude.match_file(rel)
 
     def list_files(self) -> Iterator[SourceFile]:
         if not self.root.is_dir():
             raise HeadwaterError(f"source {self.name!r}: folder {self.root} does not exist")
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames.sort()
-            for filename in sorted(filenames):
-                full = Path(dirpath, filename)
-                rel = full.relative_to(self.root).as_posix()
-                if not self.include.match_file(rel) or self.exclude.match_file(rel):
-                    continue
+        root = self.root.resolve()
+        seen = {_key(root.stat())}
+        folders: list[tuple[Path, str]] = [(root, "")]
+        while folders:
+            folder, prefix = folders.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+            except OSError as exc:
+                if prefix and self._wanted(prefix.rstrip("/")):
+                    yield self._problem(prefix.rstrip("/"), folder, "folder")
+                elif not prefix:
+                    raise HeadwaterError(
+                        f"source {self.name!r}: cannot list {root}: {exc}"
+                    ) from exc
+                continue
+            subfolders = []
+            for entry in reversed(entries):
+                rel = prefix + entry.name
+                full = Path(entry.path)
                 try:
-                    st = full.stat()
+                    is_link = entry.is_symlink()
+                    st = full.stat() if is_link else entry.stat(follow_symlinks=False)
                 except OSError:
-                    # A broken symlink or a file deleted mid-listing: it is not there.
+                    # A broken link or a link loop: listed, so the reason is reported.
+                    if self._wanted(rel):
+                        yield self._problem(rel, full, "link")
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    if is_link and not self._follow_folder(full, root):
+                        if self._outside(full, root) and self._wanted(rel):
+                            yield self._problem(rel, full, "link")
+                        continue
+                    if _key(st) in seen:
+                        continue  # reached twice through links: a loop, or listed already
+                    seen.add(_key(st))
+                    subfolders.append((full, rel + "/"))
+                    continue
+                if not self._wanted(rel):
+                    continue
+                leaves = is_link and not self.follow_symlinks and self._outside(full, root)
+                if leaves or not stat.S_ISREG(st.st_mode):
+                    yield self._problem(rel, full, "special")
                     continue
                 yield SourceFile(
                     source=self.name,
@@ -54,6 +107,89 @@ class LocalSource:
                     size=st.st_size,
                     fingerprint=f"{st.st_size}:{st.st_mtime_ns}",
                 )
+            folders.extend(reversed(subfolders))
+
+    def _follow_folder(self, link: Path, root: Path) -> bool:
+        # A link to a folder inside the root would list the same files twice.
+        return self.follow_symlinks and self._outside(link, root)
+
+    @staticmethod
+    def _outside(path: Path, root: Path) -> bool:
+        try:
+            return not path.resolve(strict=True).is_relative_to(root)
+        except (OSError, RuntimeError):
+            return False
+
+    def _problem(self, rel: str, full: Path, what: str) -> SourceFile:
+        """A listed entry that cannot be read; `read_bytes` raises its reason."""
+        try:
+            st = full.lstat()
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "gone"
+        return SourceFile(
+            source=self.name, path=rel, uri=str(full), size=0, fingerprint=f"{what}:{stamp}"
+        )
+
+    def check(self, file: SourceFile) -> Path:
+        """The real path to read `file` from; raises LoadError if it must not be read."""
+        full = Path(file.uri)
+        root = self.root.resolve()
+        try:
+            real = full.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13 reports a link loop this way
+            raise LoadError(
+                file.path, "symbolic link loop; the link leads back to itself"
+            ) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise LoadError(
+                    file.path, "symbolic link loop; the link leads back to itself"
+                ) from None
+            if full.is_symlink():
+                raise LoadError(
+                    file.path,
+                    f"broken symbolic link: its target {os.readlink(full)} does not exist",
+                ) from None
+            raise LoadError(file.path, f"cannot read: {exc.strerror or exc}") from None
+        if not real.is_relative_to(root) and not self.follow_symlinks:
+            raise LoadError(
+                file.path,
+                f"symbolic link leads outside the source folder (to {real}); not followed: set "
+                f"sources.{self.name}.follow_symlinks = true to ingest it",
+            )
+        mode = real.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise LoadError(file.path, f"cannot list folder {file.path}: permission denied")
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+            raise LoadError(file.path, f"{kind}, not a regular file; not read")
+        return real
 
     def read_bytes(self, file: SourceFile) -> bytes:
-        return Path(file.uri).read_bytes()
+        real = self.check(file)
+        try:
+            with real.open("rb") as fh:
+                before = os.fstat(fh.fileno())
+                data = fh.read()
+                after = os.fstat(fh.fileno())
+        except PermissionError:
+            raise LoadError(file.path, "cannot read: permission denied") from None
+        except OSError as exc:
+            raise LoadError(file.path, f"cannot read: {exc.strerror or exc}") from None
+        listed, now = file.fingerprint, f"{after.st_size}:{after.st_mtime_ns}"
+        if _stamp(before) != now or len(data) != after.st_size or listed != now:
+            raise LoadError(
+                file.path,
+                "file changed while being read (size or modification time moved since it was "
+                "listed; still being written?); it is retried on the next run",
+            )
+        return data
+
+
+def _key(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _stamp(st: os.stat_result) -> str:
+    return f"{st.st_size}:{st.st_mtime_ns}"

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.errors import MissingExtraError, StoreError
+from ingest.errors import (
+    MissingExtraError,
+    StoreBusyError,
+    StoreError,
+    StoreUnavailableError,
+    redact,
+)
 from ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, QueryHit, VectorRecord
 from ingest.store import VectorStore
 
@@ -142,6 +148,26 @@ _lite_users: dict[str, int] = {}
 """Open stores per Milvus Lite file in this process."""
 
 
+def _lite_locked(uri: str) -> bool:
+    """Whether another process holds Milvus Lite's lock on the file at `uri`."""
+    import fcntl
+
+    lock = Path(uri) / "LOCK"  # milvus_lite.db.LOCK_FILENAME
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def _release_lite(uri: str) -> None:
     """Stop this process's Milvus Lite server for `uri` once no store uses it.
 
@@ -192,9 +218,8 @@ class MilvusStore(VectorStore):
 
     @property
     def location(self) -> str:
-        uri = self.uri
         # Credentials embedded in a URI (http://user:pass@host) must never reach logs.
-        return re.sub(r"//[^/@]*@", "//", uri)
+        return redact(self.uri)
 
     @property
     def client(self) -> MilvusClient:
@@ -216,7 +241,14 @@ class MilvusStore(VectorStore):
             try:
                 self._client = MilvusClient(**kwargs)
             except Exception as exc:
-                raise StoreError(f"cannot open Milvus at {self.location}: {exc}") from None
+                if self.is_lite(uri) and _lite_locked(uri):
+                    raise StoreBusyError(
+                        f"{self.location} is open in another process: Milvus Lite lets one "
+                        "process at a time open its file"
+                    ) from None
+                raise StoreUnavailableError(
+                    f"cannot open Milvus at {self.location}: {redact(str(exc))}"
+                ) from None
             if self.is_lite(uri):
                 _lite_users[uri] = _lite_users.get(uri, 0) + 1
         return self._client

@@ -1,0 +1,103 @@
+"""LangChain and LlamaIndex retrievers over a synced sample_docs/ store.
+
+LangChain's own standard retriever suite (`langchain-tests`) runs against
+HeadwaterRetriever unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ingest.api import KnowledgeBase
+from ingest.config import HeadwaterConfig
+from ingest.embedding import Embedder
+
+pytest.importorskip("langchain_core", reason="the langchain extra is not installed")
+pytest.importorskip("llama_index.core", reason="the llamaindex extra is not installed")
+standard = pytest.importorskip(
+    "langchain_tests.integration_tests", reason="langchain-tests is not installed"
+)
+
+from langchain_core.documents import Document  # noqa: E402
+from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode  # noqa: E402
+
+from connectors.retrievers.langchain import HeadwaterRetriever  # noqa: E402
+from connectors.retrievers.llamaindex import HeadwaterRetriever as LlamaRetriever  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "How many days of holiday do I get each year?"
+
+
+@pytest.fixture
+def kb(synced_config: HeadwaterConfig, embedder: Embedder) -> Iterator[KnowledgeBase]:
+    with KnowledgeBase(synced_config, embedder=embedder) as opened:
+        yield opened
+
+
+class TestLangChainStandardSuite(standard.RetrieversIntegrationTests):
+    """langchain-tests' RetrieversIntegrationTests, with nothing overridden."""
+
+    @pytest.fixture(autouse=True)
+    def _knowledge_base(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+
+    @property
+    def retriever_constructor(self) -> type[HeadwaterRetriever]:
+        return HeadwaterRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return {"knowledge_base": self.kb}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return QUESTION
+
+
+def test_langchain_documents_carry_headwater_metadata(kb: KnowledgeBase) -> None:
+    retriever = HeadwaterRetriever(knowledge_base=kb, k=3)
+    docs = retriever.invoke(QUESTION)
+    assert len(docs) == 3 and all(isinstance(d, Document) for d in docs)
+    top = docs[0]
+    assert top.metadata["source"] == "docs:policies/leave-policy.docx"
+    assert top.metadata["path"] == "policies/leave-policy.docx"
+    assert {"page", "pages", "section", "file_type", "score", "start", "end"} <= set(top.metadata)
+    assert top.id == top.metadata["id"]
+    assert top.metadata["score"] >= docs[-1].metadata["score"]
+
+
+def test_langchain_filters_from_constructor_and_invoke(kb: KnowledgeBase) -> None:
+    pdf_only = HeadwaterRetriever(knowledge_base=kb, k=5, filters={"file_types": ["pdf"]})
+    docs = pdf_only.invoke("receipts")
+    assert docs and all(d.metadata["file_type"] == "pdf" for d in docs)
+    assert all(d.metadata["page"] for d in docs)
+    docs = HeadwaterRetriever(knowledge_base=kb).invoke(
+        "receipts", filters={"source_glob": "it/*"}, k=2
+    )
+    assert len(docs) == 2 and all(d.metadata["path"].startswith("it/") for d in docs)
+
+
+def test_llamaindex_nodes_carry_headwater_metadata(kb: KnowledgeBase) -> None:
+    retriever = LlamaRetriever(kb, k=3)
+    nodes = retriever.retrieve(QUESTION)
+    assert len(nodes) == 3
+    assert all(isinstance(n, NodeWithScore) and isinstance(n.node, TextNode) for n in nodes)
+    top = nodes[0]
+    assert top.node.metadata["source"] == "docs:policies/leave-policy.docx"
+    assert top.score == top.node.metadata["score"]
+    assert top.node.node_id == top.node.metadata["id"]
+    # What an LLM sees: the chunk with its source, page and section, not offsets or ids.
+    shown = top.node.get_content(metadata_mode=MetadataMode.LLM)
+    assert "source: docs:policies/leave-policy.docx" in shown and "start:" not in shown
+    assert top.node.get_content(metadata_mode=MetadataMode.EMBED) == top.node.text
+
+
+def test_llamaindex_filters_and_async(kb: KnowledgeBase) -> None:
+    retriever = LlamaRetriever(kb, k=4, filters={"file_types": ["pdf"]})
+    nodes = asyncio.run(retriever.aretrieve("receipts"))
+    assert nodes and all(n.node.metadata["file_type"] == "pdf" for n in nodes)

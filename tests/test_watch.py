@@ -1,0 +1,240 @@
+"""`headwater watch` without Prefect, the size-settle wait, and reading a one-process
+store (Milvus Lite) while another process holds it."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from flows.watch import settle
+from ingest.config import load_config
+from ingest.planning import Scope
+from ingest.sync import SyncEngine
+
+from .conftest import SAMPLE_DOCS
+
+
+def test_settle_returns_only_after_a_growing_file_stops_changing(tmp_path: Path) -> None:
+    path = tmp_path / "big.txt"
+    path.write_text("start\n")
+    last_write = [0.0]
+
+    def writer() -> None:
+        for i in range(6):
+            time.sleep(0.25)
+            with path.open("a") as f:
+                f.write(f"part {i}\n" * 100)
+            last_write[0] = time.monotonic()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    ready = settle([path], quiet_s=0.6, timeout_s=20)
+    done = time.monotonic()
+    thread.join()
+    assert ready == [path]
+    assert done - last_write[0] >= 0.6
+    assert path.read_text().endswith("part 5\n")
+
+
+def test_settle_gives_up_on_a_file_that_never_stops_changing(tmp_path: Path) -> None:
+    path = tmp_path / "log.txt"
+    path.write_text("")
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            with path.open("a") as f:
+                f.write("line\n")
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert settle([path], quiet_s=0.5, timeout_s=1.5) == []
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_scoped_plan_looks_only_at_the_named_documents(
+    engine_factory: Callable[..., SyncEngine], docs: Path
+) -> None:
+    engine = engine_factory(docs, store={"backend": "faiss"})
+    engine.run()
+    (docs / "handbook" / "welcome.md").write_text("# Welcome\n\nRewritten.\n")
+    (docs / "it" / "security-faq.txt").unlink()
+    (docs / "engineering" / "oncall-runbook.html").write_text("<p>Also changed.</p>")
+    scope = Scope(source_ids=frozenset({"docs:handbook/welcome.md", "docs:it/security-faq.txt"}))
+    plan = engine.plan(scope=scope)
+    assert [p.file.source_id for p in plan.to_load] == ["docs:handbook/welcome.md"]
+    assert [e.source_id for e in plan.deleted] == ["docs:it/security-faq.txt"]
+    assert plan.unchanged == []  # the runbook changed too, but it is out of scope
+    full = engine.plan()
+    assert {p.file.source_id for p in full.to_load} == {
+        "docs:handbook/welcome.md",
+        "docs:engineering/oncall-runbook.html",
+    }
+
+
+def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _headwater(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ingest.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    return env
+
+
+def test_watch_in_process_ingests_new_changed_and_deleted_files(tmp_path: Path) -> None:
+    """Milvus Lite, the default: between runs the watcher holds nothing, so `query` works."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "welcome.md").write_text((SAMPLE_DOCS / "handbook" / "welcome.md").read_text())
+    config = tmp_path / "headwater.toml"
+    config.write_text(
+        '[[sources]]\nname = "docs"\npath = "docs"\nexclude = ["*.tmp"]\n'
+        '[embedding]\ndevice = "cpu"\n'
+        "[orchestration.watch]\ndebounce_ms = 300\nsettle_s = 0.5\n"
+    )
+    env = _env()
+    assert _headwater("sync", "--config", str(config), env=env).returncode == 0
+    log = tmp_path / "watch.log"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "watch", "--config", str(config), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),
+        text=True,
+    )
+    lines = _lines(watcher)
+    try:
+        # Changes made before the watcher watches are not seen: wait until it says so.
+        deadline = time.monotonic() + 120
+        while "watching" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)  # it says so just before the file watcher starts
+        note = docs / "courier.md"
+        with note.open("w") as f:  # written in two parts, the second after a pause
+            f.write("# Courier\n\nThe courier code for the north depot is ")
+            f.flush()
+            time.sleep(0.2)
+            f.write("OSPREY-4411. Parcels wait at the loading bay.\n")
+        (docs / "scratch.tmp").write_text("excluded by the config")
+        added = json.loads(lines.get(timeout=120))
+        assert added["files"]["added"] == 1, added
+        assert [f["path"] for f in added["per_file"]] == ["courier.md"]
+
+        found = _headwater(
+            "query",
+            "courier code north depot",
+            "-k",
+            "1",
+            "--json",
+            "--config",
+            str(config),
+            env=env,
+        )
+        assert found.returncode == 0, found.stderr
+        hit = json.loads(found.stdout)[0]
+        assert hit["source"] == "docs:courier.md"
+        assert "OSPREY-4411" in hit["text"]  # the whole file, not its first half
+
+        note.unlink()
+        removed = json.loads(lines.get(timeout=120))
+        while not removed["files"]["deleted"]:
+            # A late event for the finished write: a run that finds nothing to do.
+            assert removed["chunks"] == {"embedded": 0, "written": 0, "deleted": 0}, removed
+            removed = json.loads(lines.get(timeout=120))
+        assert removed["files"] == {
+            "added": 0,
+            "changed": 0,
+            "unchanged": 0,
+            "deleted": 1,
+            "failed": 0,
+        }  # welcome.md was not looked at
+    finally:
+        watcher.send_signal(2)
+        try:
+            watcher.wait(30)
+        except subprocess.TimeoutExpired:
+            watcher.kill()
+    status = _headwater("status", "--config", str(config), env=env)
+    assert "manifest: 1 documents" in status.stdout, status.stdout
+
+
+HOLD = """
+import sys, time
+from connectors.registry import create_store
+from ingest.config import load_config
+store = create_store(load_config(sys.argv[1]))
+store.count()
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+store.close()
+"""
+
+
+def test_query_waits_for_a_process_holding_milvus_lite_then_answers(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "faq.txt").write_text((SAMPLE_DOCS / "it" / "security-faq.txt").read_text())
+    config = tmp_path / "headwater.toml"
+    config.write_text('[[sources]]\nname = "docs"\npath = "docs"\n[embedding]\ndevice = "cpu"\n')
+    env = _env()
+    assert _headwater("sync", "--config", str(config), env=env).returncode == 0
+    assert load_config(config).store.backend == "milvus"
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(config), "8"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    refused = _headwater("query", "password", "--wait", "0", "--config", str(config), env=env)
+    assert refused.returncode == 2
+    said = " ".join(refused.stderr.split())  # the console wraps long lines
+    assert "is open in another process" in said
+    assert "--wait" in said and "headwater migrate" in said
+
+    waited = _headwater("query", "password", "--json", "--config", str(config), env=env)
+    holder.wait(30)
+    assert waited.returncode == 0, waited.stderr
+    assert "waiting up to 120s" in waited.stderr
+    assert json.loads(waited.stdout)[0]["source"] == "docs:faq.txt"
+
+
+def test_serve_without_a_prefect_api_says_how_to_start_one(tmp_path: Path) -> None:
+    pytest.importorskip("prefect")
+    config = tmp_path / "headwater.toml"
+    config.write_text(f'[[sources]]\nname = "docs"\npath = "{SAMPLE_DOCS}"\n')
+    done = _headwater("serve", "--config", str(config), env=_env())
+    assert done.returncode == 2
+    said = " ".join(done.stderr.split())  # the console wraps long lines
+    assert "PREFECT_API_URL is not set" in said
+    assert "prefect server start --host 127.0.0.1" in said

@@ -1,0 +1,86 @@
+"""The worker pool: a file that hangs or eats memory fails alone; the others go through."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.config import HeadwaterConfig
+from ingest.models import FileResult, FileStatus, SourceFile
+from ingest.planning import PlannedFile
+from ingest.prepare import Prepared, PreparedFile, Preparer
+from ingest.workers import ProcessPool, executor_for
+
+
+class Misbehaving(Preparer):
+    """Hangs on hang.txt, allocates without bound on hog.txt, dies on crash.txt."""
+
+    def prepare_one(self, item: PlannedFile) -> Prepared:
+        name = Path(item.file.path).name
+        if name == "hang.txt":
+            time.sleep(3600)
+        if name == "hog.txt":
+            hoard = []
+            while True:
+                hoard.append(bytearray(50 * 2**20))
+                time.sleep(0.01)
+        if name == "crash.txt":
+            os._exit(3)
+        return super().prepare_one(item)
+
+
+def planned(root: Path, name: str, text: str = "Some words in a file.") -> PlannedFile:
+    path = root / name
+    path.write_text(text)
+    st = path.stat()
+    return PlannedFile(
+        SourceFile("docs", name, str(path), st.st_size, f"{st.st_size}:{st.st_mtime_ns}"), "k"
+    )
+
+
+def config(tmp_path: Path) -> HeadwaterConfig:
+    return HeadwaterConfig(
+        sources=[{"name": "docs", "path": str(tmp_path)}],
+        state={"dir": str(tmp_path / "state")},
+        config_dir=tmp_path,
+    )
+
+
+@pytest.mark.slow
+def test_hung_oom_and_crashing_parsers_fail_only_their_file(tmp_path: Path) -> None:
+    items = [
+        planned(tmp_path, n)
+        for n in ("a.txt", "hang.txt", "b.txt", "hog.txt", "crash.txt", "c.txt", "d.txt")
+    ]
+    pool = ProcessPool(workers=2, timeout_s=8, max_memory_mb=1500)
+    t0 = time.monotonic()
+    results = {
+        (r.planned.file.path if isinstance(r, PreparedFile) else r.path): r
+        for r in pool.map(Misbehaving(config(tmp_path)), items)
+    }
+    elapsed = time.monotonic() - t0
+    assert sorted(results) == sorted(i.file.path for i in items)
+    for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
+        assert isinstance(results[name], PreparedFile), results[name]
+        assert results[name].chunks
+    reasons = {n: r.reason for n, r in results.items() if isinstance(r, FileResult) and r.reason}
+    assert reasons == {
+        "hang.txt": "parsing took longer than 8 s",
+        "hog.txt": "parsing needed more than 1500 MB",
+        "crash.txt": "the parser process exited unexpectedly (exit code 3)",
+    }
+    assert all(r.status is FileStatus.FAILED for n, r in results.items() if n in reasons)
+    assert elapsed < 60
+
+
+def test_executor_follows_the_config(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    pool = executor_for(cfg.loading)
+    assert isinstance(pool, ProcessPool)
+    assert pool.workers == min(2, os.cpu_count() or 1)
+    assert pool.timeout_s == cfg.loading.timeout_s
+    in_process = executor_for(cfg.loading.model_copy(update={"workers": 0}))
+    assert not isinstance(in_process, ProcessPool)
