@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe_machine  # noqa: E402
-from ingest.config import load_config  # noqa: E402
-from ingest.evaluation import EvalReport, Evaluation, load_documents, select_variants  # noqa: E402
+from headwater.ingest.config import load_config  # noqa: E402
+from headwater.ingest.evaluation import EvalReport, Evaluation, load_documents, select_variants  # noqa: E402
 
 
 def rel(path: Path) -> str:

@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe_machine  # noqa: E402
-from connectors.registry import store_class  # noqa: E402
-from ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, VectorRecord  # noqa: E402
-from ingest.store import VectorStore  # noqa: E402
+from headwater.connectors.registry import store_class  # noqa: E402
+from headwater.ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, VectorRecord  # noqa: E402
+from headwater.ingest.store import VectorStore  # noqa: E402
 
 DIM = 384  # all-MiniLM-L6-v2, the default model
 BACKENDS = ["milvus-lite", "milvus-server", "faiss-flat", "faiss-ivf", "faiss-hnsw", "weaviate"]

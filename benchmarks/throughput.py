@@ -5,7 +5,7 @@
     .venv/bin/python -m benchmarks.throughput --summary        # throughput.md from the JSONs
 
 The same script measures an older checkout: it imports `ingest` from PYTHONPATH first and
-uses only SyncEngine(config).run(), report.to_dict(), load_document, create_chunker,
+uses only build_engine(config).run(), report.to_dict(), load_document, create_chunker,
 resolve_model and the store's scan(), so
 
     git worktree add /tmp/hw-before d86adf7
@@ -169,13 +169,13 @@ def pick_edit_and_delete(files: list[str]) -> tuple[str, str]:
 
 
 def task_sync(args: dict[str, Any]) -> dict[str, Any]:
-    from ingest.config import load_config
-    from ingest.sync import SyncEngine
+    from headwater.compose import build_engine
+    from headwater.config import load_config
 
     out: dict[str, Any] = {}
     config = load_config(args["config"])
     with measured(out):
-        engine = SyncEngine(config)
+        engine = build_engine(config)
         report = engine.run()
         engine.close()
     data = report.to_dict()
@@ -184,8 +184,8 @@ def task_sync(args: dict[str, Any]) -> dict[str, Any]:
     out["per_file"] = [f for f in data["per_file"] if f["path"] in watch]
     out["failed_files"] = len(data["failures"])
     if args.get("dump_texts"):
-        engine = SyncEngine(config)
-        texts = [r.chunk.text for batch in engine.store.scan() for r in batch]
+        engine = build_engine(config)
+        texts = [r.chunk.text for batch in engine.state.store.scan() for r in batch]
         engine.close()
         Path(args["dump_texts"]).write_text(json.dumps(texts))
         out["stored_chunks"] = len(texts)
@@ -193,7 +193,7 @@ def task_sync(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _source_file(root: Path, rel: str) -> Any:
-    from ingest.models import SourceFile
+    from headwater.ingest.models import SourceFile
 
     p = root / rel
     st = p.stat()
@@ -204,9 +204,9 @@ def _source_file(root: Path, rel: str) -> Any:
 
 def task_parse(args: dict[str, Any]) -> dict[str, Any]:
     """Parsing alone, one file after another in this process, as a sync without overlap."""
-    from ingest.chunking import create_chunker
-    from ingest.config import load_config
-    from ingest.loading import load_document
+    from headwater.config import load_config
+    from headwater.ingest.chunking import create_chunker
+    from headwater.ingest.loading import load_document
 
     config = load_config(args["config"])
     chunker = create_chunker(config.sources[0].chunking, config.embedding.model)
@@ -245,9 +245,9 @@ def task_changed_chunks(args: dict[str, Any]) -> dict[str, Any]:
     """How many chunks of the edited file really differ from its original's."""
     from collections import Counter
 
-    from ingest.chunking import create_chunker
-    from ingest.config import load_config
-    from ingest.loading import load_document
+    from headwater.config import load_config
+    from headwater.ingest.chunking import create_chunker
+    from headwater.ingest.loading import load_document
 
     config = load_config(args["config"])
     chunker = create_chunker(config.sources[0].chunking, config.embedding.model)
@@ -265,8 +265,8 @@ def _bare_encode(texts: list[str], device: str, fp16: bool) -> tuple[float, str]
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from ingest.config import EmbeddingConfig
-    from ingest.embedding import resolve_model
+    from headwater.ingest.config import EmbeddingConfig
+    from headwater.ingest.embedding import resolve_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = SentenceTransformer(resolve_model(EmbeddingConfig().model), device=device)
@@ -304,8 +304,8 @@ def task_embed(args: dict[str, Any]) -> dict[str, Any]:
     """The pipeline's Embedder against bare `model.encode` on the same texts and device."""
     import torch
 
-    from ingest.config import EmbeddingConfig
-    from ingest.embedding import Embedder
+    from headwater.ingest.config import EmbeddingConfig
+    from headwater.ingest.embedding import Embedder
 
     texts = json.loads(Path(args["texts"]).read_text())
     if args.get("limit"):
@@ -457,7 +457,6 @@ def run_label(opts: argparse.Namespace) -> dict[str, Any]:
 
 
 def code_version() -> str:
-    import ingest
 
     here = Path(ingest.__file__).resolve().parents[1]
 

@@ -1,1 +1,4 @@
-"""The outside world: vector store backends and document sources, loaded by name."""
+"""Adapters to the outside world: vector stores, sources and framework integrations.
+
+Imports only `headwater.ingest`; stores and sources are found by name in `registry`.
+"""

@@ -12,22 +12,21 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from headwater.ingest.errors import ConfigError
+from headwater.ingest.source import is_url
 from pydantic import BaseModel, ValidationError
 
-from ingest.errors import ConfigError
-from ingest.source import is_url
-
 if TYPE_CHECKING:
-    from ingest.config import HeadwaterConfig, SourceConfig
-    from ingest.source import Source
-    from ingest.store import VectorStore
+    from headwater.ingest.config import SourceConfig, StoreConfig
+    from headwater.ingest.source import Source
+    from headwater.ingest.store import VectorStore
 
 ENTRY_POINT_GROUP = "headwater.stores"
 
 _BUILTIN_STORES = {
-    "milvus": "connectors.stores.milvus:MilvusStore",
-    "faiss": "connectors.stores.faiss:FaissStore",
-    "weaviate": "connectors.stores.weaviate:WeaviateStore",
+    "milvus": "headwater.connectors.stores.milvus:MilvusStore",
+    "faiss": "headwater.connectors.stores.faiss:FaissStore",
+    "weaviate": "headwater.connectors.stores.weaviate:WeaviateStore",
 }
 
 
@@ -68,19 +67,35 @@ def store_options(backend: str, table: dict[str, object]) -> BaseModel:
         raise ConfigError(problems) from None
 
 
-def create_store(config: HeadwaterConfig, backend: str | None = None) -> VectorStore:
-    """The configured store, not yet connected."""
-    name = backend or config.store.backend
-    options = store_options(name, config.store.backend_options(name))
-    return store_class(name)(
-        options, collection=config.store.collection, state_dir=config.state_dir
-    )
+def check_store_tables(store: StoreConfig) -> None:
+    """The chosen backend is known and every ``[store.<backend>]`` table is valid for its
+    backend; a ConfigError names the key."""
+    known = store_backends()
+    if store.backend not in known:
+        raise ConfigError(
+            f"store.backend: unknown backend {store.backend!r}; known: {', '.join(sorted(known))}"
+        )
+    tables = store.model_extra or {}
+    for name, value in tables.items():
+        if name not in known:
+            raise ConfigError(f"store.{name}: not a known backend table")
+        if not isinstance(value, dict):
+            raise ConfigError(f"store.{name}: must be a table")
+    for name in sorted({store.backend, *tables}):
+        store_options(name, store.backend_options(name))
 
 
-def create_source(config: HeadwaterConfig, source: SourceConfig) -> Source:
-    """The source for one configured entry, chosen by the path's URL scheme."""
+def create_store(store: StoreConfig, state_dir: Path, backend: str | None = None) -> VectorStore:
+    """The store the ``[store]`` section names (or `backend`), not yet connected."""
+    name = backend or store.backend
+    options = store_options(name, store.backend_options(name))
+    return store_class(name)(options, collection=store.collection, state_dir=state_dir)
+
+
+def create_source(source: SourceConfig, *, config_dir: Path, max_file_mb: float) -> Source:
+    """The source for one ``[[sources]]`` entry, chosen by the path's URL scheme."""
     if is_url(source.path):
-        from connectors.sources.fsspec import FsspecSource
+        from headwater.connectors.sources.fsspec import FsspecSource
 
         return FsspecSource(
             name=source.name,
@@ -88,18 +103,18 @@ def create_source(config: HeadwaterConfig, source: SourceConfig) -> Source:
             include=source.include,
             exclude=source.exclude,
             storage_options=source.storage_options,
-            max_file_mb=config.loading.max_file_mb,
+            max_file_mb=max_file_mb,
         )
     if source.storage_options:
         raise ConfigError(
             f"sources.{source.name}.storage_options: only URL sources take storage options"
         )
-    from connectors.sources.local import LocalSource
+    from headwater.connectors.sources.local import LocalSource
 
-    root = Path(source.path.removeprefix("file://"))
+    root = Path(source.path.removeprefix("file://")).expanduser()
     return LocalSource(
         name=source.name,
-        root=config.resolve(root),
+        root=root if root.is_absolute() else config_dir / root,
         include=source.include,
         exclude=source.exclude,
         follow_symlinks=source.follow_symlinks,

@@ -1,1 +1,1 @@
-"""Prefect orchestration: a thin shell over ``ingest``. The only package that imports Prefect."""
+"""Prefect orchestration, a thin shell over the engine: the only package that imports Prefect."""

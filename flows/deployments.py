@@ -12,8 +12,8 @@ import os
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from ingest.config import HeadwaterConfig, ScheduleConfig
-from ingest.errors import HeadwaterError
+from headwater.flows.config import HeadwaterConfig, ScheduleConfig
+from headwater.ingest.errors import HeadwaterError
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -45,7 +45,7 @@ def _schedule(schedule: ScheduleConfig) -> Schedule:
 
 
 def _deployment(**kwargs: Any) -> RunnerDeployment:
-    from flows.sync import sync_flow
+    from headwater.flows.sync import sync_flow
 
     # to_deployment is sync-or-async by context; called from sync code it returns the value.
     return cast("RunnerDeployment", sync_flow.to_deployment(**kwargs))

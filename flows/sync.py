@@ -1,102 +1,78 @@
-"""The sync as a Prefect flow: per-file load-and-chunk tasks, batched embed-and-write tasks.
+"""The sync as a Prefect flow: the engine's one `run`, with files prepared by Prefect tasks.
 
-The flow is the engine's own run (`SyncEngine.begin/prepare_all/ingest/finish`) with two
-seams filled by Prefect: files are prepared by tasks on a task runner (threads, or a Dask
-cluster when `orchestration.dask_address` is set), and each batch is embedded and written
-by a task that retries with backoff. So a flow run and `headwater sync` give the same
-chunks and the same report.
+Prefect adds what it is for: a task per file on a task runner (threads, or a Dask cluster
+when `orchestration.dask_address` is set), the run report as an artifact, secrets from
+Secret blocks, and (in `deployments`) schedules and event triggers. Store calls are
+retried once, by the engine's store (`store.retry`), so a flow run and `headwater sync`
+give the same chunks and the same report.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+from headwater.flows.config import HeadwaterConfig, load_config
+from headwater.ingest.config import find_config
+from headwater.ingest.errors import HeadwaterError
+from headwater.ingest.planning import Scope
+from headwater.ingest.report import SyncReport
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from ingest.config import HeadwaterConfig, find_config, load_config
-from ingest.errors import HeadwaterError
-from ingest.models import FileResult, FileStatus
-from ingest.planning import PlannedFile, Scope
-from ingest.prepare import Prepared, PreparedFile, Preparer
-from ingest.report import SyncReport
-from ingest.sync import SyncEngine
+from headwater.compose import build_engine
+
+T = TypeVar("T")
 
 REPORT_ARTIFACT_KEY = "headwater-sync-report"
 
 
 @task(
-    name="load-and-chunk",
+    name="prepare",
     retries=2,
     retry_delay_seconds=2,
     cache_policy=NO_CACHE,
     persist_result=False,
-    task_run_name="load {item.file.path}",
 )
-def load_and_chunk(preparer: Preparer, item: PlannedFile) -> Prepared:
-    """A bad file is a result, not a task failure: parsing it again would fail the same way.
-    Retries are for the unexpected (a flaky network share, a lost Dask worker)."""
-    return preparer.prepare_one(item)
+def prepare(fn: Callable[..., Any], args: list[Any]) -> Any:
+    """Read, parse and chunk one file. A bad file is a result, not a task failure: parsing
+    it again would fail the same way. Retries are for the unexpected (a flaky network
+    share, a lost Dask worker)."""
+    return fn(*args)
 
 
-@task(
-    name="embed-and-write",
-    retries=3,
-    retry_delay_seconds=[2, 8, 30],
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
-def embed_and_write(engine: SyncEngine, batch: list[PreparedFile], report: SyncReport) -> None:
-    """Embed what the store lacks, write, commit. Safe to retry: `apply` skips chunks the
-    store already holds and the manifest is committed only after the write."""
-    engine.apply(batch, report)
+class TaskRunnerExecutor(Executor):
+    """A `concurrent.futures.Executor` whose calls run as `prepare` tasks on a Prefect
+    task runner (threads here, or a Dask cluster), so each file shows in the flow run."""
 
-
-class TaskRunnerExecutor:
-    """A `PrepareExecutor` that runs `load_and_chunk` tasks on a Prefect task runner.
-
-    Files go out a round at a time so the flow embeds one round while holding at most
-    `round_size` parsed files.
-    """
-
-    def __init__(self, runner: TaskRunner[Any], round_size: int) -> None:
+    def __init__(self, runner: TaskRunner[Any], *, local: bool) -> None:
         self.runner = runner
-        self.round_size = round_size
+        self.local_workers = 1 if local else 0
+        # A task runner's futures are waited on from threads of our own, so the engine
+        # can take whichever file finishes first.
+        self._waiters = ThreadPoolExecutor(thread_name_prefix="headwater-task-wait")
 
-    def map(self, preparer: Preparer, items: Sequence[PlannedFile]) -> Iterator[Prepared]:
-        for start in range(0, len(items), self.round_size):
-            group = items[start : start + self.round_size]
-            futures = [
-                self.runner.submit(load_and_chunk, {"preparer": preparer, "item": item})
-                for item in group
-            ]
-            yield from _results(futures, group)
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        name = _task_name(args)
+        future = self.runner.submit(
+            prepare.with_options(task_run_name=name), {"fn": fn, "args": list(args)}
+        )
+        context = contextvars.copy_context()
+        return self._waiters.submit(context.run, future.result)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._waiters.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def _results(
-    futures: list[PrefectFuture[Prepared]], items: Sequence[PlannedFile]
-) -> list[Prepared]:
-    wait(futures)
-    out: list[Prepared] = []
-    for future, item in zip(futures, items, strict=True):
-        try:
-            out.append(future.result())
-        except Exception as exc:  # retries exhausted: report the file, keep the run going
-            out.append(
-                FileResult(
-                    item.file.source_id,
-                    item.file.path,
-                    FileStatus.FAILED,
-                    reason=f"{type(exc).__name__}: {exc}",
-                )
-            )
-    return out
+def _task_name(args: tuple[Any, ...]) -> str:
+    file = getattr(args[0], "file", None) if args else None
+    return f"prepare {file.path}" if file is not None else "prepare"
 
 
 def task_runner(config: HeadwaterConfig) -> TaskRunner[Any]:
@@ -106,7 +82,7 @@ def task_runner(config: HeadwaterConfig) -> TaskRunner[Any]:
         try:
             from prefect_dask import DaskTaskRunner
         except ImportError:
-            from ingest.errors import MissingExtraError
+            from headwater.ingest.errors import MissingExtraError
 
             raise MissingExtraError("orchestration.dask_address", "dask") from None
         return DaskTaskRunner(address=address)
@@ -187,24 +163,16 @@ def sync_flow(
     config = load_config(config_path)
     load_secrets(config)
     scope = Scope(frozenset(sources or ()), frozenset(paths or ()))
-    engine = SyncEngine(config)
+    engine = build_engine(config)
     try:
-        with engine.exclusive(wait=config.orchestration.lock_wait_s):
-            report, the_plan = engine.begin(scope)
-            logger.info(
-                "%d to load, %d unchanged, %d deleted",
-                len(the_plan.to_load),
-                len(the_plan.unchanged),
-                len(the_plan.deleted),
-            )
-            with task_runner(config) as runner:
-                engine.executor = TaskRunnerExecutor(runner, config.orchestration.batch_files)
-                engine.ingest(
-                    engine.prepare_all(the_plan.to_load, report),
-                    report,
-                    apply=lambda batch, r: embed_and_write(engine, batch, r),
+        with task_runner(config) as runner:
+            executor = TaskRunnerExecutor(runner, local=not config.orchestration.dask_address)
+            try:
+                report = engine.run(
+                    wait=config.orchestration.lock_wait_s, scope=scope, executor=executor
                 )
-            engine.finish(the_plan, report)
+            finally:
+                executor.shutdown()
     finally:
         engine.close()
     for failure in report.failures:

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.sources.local import LocalSource
-from ingest.config import HeadwaterConfig
-from ingest.embedding import Embedder
-from ingest.planning import Scope
-from ingest.report import SyncReport
-from ingest.sync import SyncEngine
+from headwater.connectors.sources.local import LocalSource
+from headwater.flows.config import HeadwaterConfig
+from headwater.ingest.planning import Scope
+from headwater.ingest.report import SyncReport
+
+from headwater.compose import build_embedder, build_engine, build_sources
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +41,12 @@ class WatchedRoot:
 
 def watched_roots(config: HeadwaterConfig) -> list[WatchedRoot]:
     """The configured sources that are local folders; others sync on their schedules."""
-    from connectors.registry import create_source
-
     roots = []
-    for cfg in config.sources:
-        source = create_source(config, cfg)
+    for source in build_sources(config):
         if not isinstance(source, LocalSource):
-            log.warning("source %s is not a local folder: it is not watched", cfg.name)
+            log.warning("source %s is not a local folder: it is not watched", source.name)
             continue
-        roots.append(WatchedRoot(cfg.name, source.root.resolve(), _wanted_by(source)))
+        roots.append(WatchedRoot(source.name, source.root.resolve(), _wanted_by(source)))
     return roots
 
 
@@ -154,10 +151,10 @@ class InProcessRunner:
 
     def __init__(self, config: HeadwaterConfig) -> None:
         self.config = config
-        self.embedder = Embedder(config.embedding)
+        self.embedder = build_embedder(config)
 
     def __call__(self, ids: list[str]) -> SyncReport:
-        engine = SyncEngine(self.config, embedder=self.embedder)
+        engine = build_engine(self.config, embedder=self.embedder)
         try:
             return engine.run(
                 wait=self.config.orchestration.lock_wait_s, scope=Scope(source_ids=frozenset(ids))
@@ -170,7 +167,7 @@ class EventEmitter:
     """Sends each batch to Prefect as `FILES_CHANGED` events about this config."""
 
     def __init__(self, config_file: str) -> None:
-        from flows.deployments import resource_id
+        from headwater.flows.deployments import resource_id
 
         self.config_file = config_file
         self.resource = {
@@ -179,9 +176,8 @@ class EventEmitter:
         }
 
     def __call__(self, ids: list[str]) -> None:
+        from headwater.flows.deployments import FILES_CHANGED
         from prefect.events import emit_event
-
-        from flows.deployments import FILES_CHANGED
 
         for start in range(0, len(ids), EVENT_PATHS_MAX):
             emit_event(

@@ -1,7 +1,6 @@
-"""Headwater's pipeline: config, sources of truth for ids, load, chunk, embed, plan, sync.
+"""The core: models, ports, loading, chunking, embedding, the manifest, planning and the engine.
 
-Nothing in this package imports Prefect or a vector-store client; backends live in
-``connectors`` and orchestration in ``flows``.
+Imports neither `headwater.connectors` nor `headwater.flows` nor Prefect (checked by
+import-linter in CI); backends arrive through the ports in `headwater.ingest.store` and
+`headwater.ingest.source`.
 """
-
-__version__ = "0.1.0"

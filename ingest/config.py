@@ -11,23 +11,20 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from headwater.ingest.chunking.config import STRATEGIES, ChunkingConfig, RecursiveChunking
+from headwater.ingest.errors import ConfigError
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-
-from ingest.errors import ConfigError
 
 CONFIG_FILENAME = "headwater.toml"
 ENV_PREFIX = "HEADWATER_"
@@ -36,228 +33,6 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-Unit = Literal["tokens", "chars"]
-
-STRATEGIES = ("recursive", "token", "headers", "elements", "semantic")
-"""Chunking strategy names, the values of ``chunking.strategy``."""
-
-
-def _overlap_below(info: ValidationInfo, overlap: int, size_key: str = "chunk_size") -> int:
-    size = info.data.get(size_key)
-    if size is not None and overlap >= size:
-        raise ValueError(f"{overlap} must be smaller than {size_key} ({size})")
-    return overlap
-
-
-class RecursiveChunking(_Section):
-    """Split each section on paragraph, line, sentence and word boundaries until pieces fit."""
-
-    strategy: Literal["recursive"] = Field(
-        "recursive",
-        description="'recursive': langchain's recursive character splitter, section by section.",
-    )
-    unit: Unit = Field(
-        "tokens",
-        description="What chunk_size and chunk_overlap count: tokens of the embedding model's "
-        "own tokenizer (capped at the model's input window) or characters.",
-    )
-    chunk_size: int = Field(200, gt=0, description="Largest chunk, in `unit`s.")
-    chunk_overlap: int = Field(
-        30, ge=0, description="Overlap between neighbouring chunks, in `unit`s."
-    )
-    respect_sections: bool = Field(
-        True, description="Never let a chunk span two sections (titles start sections)."
-    )
-
-    @field_validator("chunk_overlap")
-    @classmethod
-    def _overlap_below_size(cls, value: int, info: ValidationInfo) -> int:
-        return _overlap_below(info, value)
-
-
-class TokenChunking(_Section):
-    """Fixed windows of the embedding model's own tokens, cut at word boundaries."""
-
-    strategy: Literal["token"] = Field(
-        "token", description="'token': windows of chunk_size model tokens."
-    )
-    chunk_size: int | None = Field(
-        None,
-        gt=0,
-        description="Tokens per chunk; empty means the model's whole input window (less its "
-        "special tokens). Larger values are capped there, so no chunk is ever truncated.",
-    )
-    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
-    respect_sections: bool = Field(
-        False, description="Start a new window at every section (titles start sections)."
-    )
-
-    @field_validator("chunk_overlap")
-    @classmethod
-    def _overlap_below_size(cls, value: int, info: ValidationInfo) -> int:
-        return _overlap_below(info, value)
-
-
-class HeadersChunking(_Section):
-    """One chunk per heading section, keeping the heading path (h1 > h2 > h3)."""
-
-    strategy: Literal["headers"] = Field(
-        "headers",
-        description="'headers': split at headings of Markdown, HTML and other documents whose "
-        "headings have levels; others fall back to 'recursive' sections.",
-    )
-    header_levels: int = Field(
-        3,
-        ge=1,
-        le=6,
-        description="Headings of levels 1..N start a chunk; deeper headings stay inside it.",
-    )
-    unit: Unit = Field(
-        "tokens", description="What chunk_size and chunk_overlap count: model tokens or chars."
-    )
-    chunk_size: int = Field(
-        200, gt=0, description="Sections longer than this are split recursively, in `unit`s."
-    )
-    chunk_overlap: int = Field(
-        30, ge=0, description="Overlap between pieces of one long section, in `unit`s."
-    )
-
-    @field_validator("chunk_overlap")
-    @classmethod
-    def _overlap_below_size(cls, value: int, info: ValidationInfo) -> int:
-        return _overlap_below(info, value)
-
-
-class ElementsChunking(_Section):
-    """unstructured's own chunking of the loaded elements, by title or by page."""
-
-    strategy: Literal["elements"] = Field(
-        "elements", description="'elements': unstructured's chunk_by_title, or chunks per page."
-    )
-    split_by: Literal["title", "page"] = Field(
-        "title",
-        description="'title': sections start at titles (chunk_by_title); 'page': elements are "
-        "chunked page by page and a chunk never spans two pages.",
-    )
-    max_characters: int = Field(
-        800,
-        gt=0,
-        description="Hard limit on a chunk's length in characters (unstructured counts only "
-        "characters; 800 keeps English prose inside MiniLM's 256-token window).",
-    )
-    new_after_n_chars: int | None = Field(
-        None,
-        gt=0,
-        description="Soft limit: start a new chunk once this many characters are gathered; "
-        "empty means max_characters.",
-    )
-    combine_text_under_n_chars: int | None = Field(
-        None,
-        ge=0,
-        description="By title only: join sections shorter than this with the next one; empty "
-        "means max_characters (join while they fit), 0 never joins.",
-    )
-
-    @field_validator("new_after_n_chars")
-    @classmethod
-    def _soft_below_hard(cls, value: int | None, info: ValidationInfo) -> int | None:
-        hard = info.data.get("max_characters")
-        if value is not None and hard is not None and value > hard:
-            raise ValueError(f"{value} must not exceed max_characters ({hard})")
-        return value
-
-    @model_validator(mode="after")
-    def _combine_only_by_title(self) -> ElementsChunking:
-        if self.split_by == "page" and self.combine_text_under_n_chars is not None:
-            raise ValueError(
-                "combine_text_under_n_chars applies to split_by = 'title' only; "
-                "pages are never combined"
-            )
-        return self
-
-
-class SemanticChunking(_Section):
-    """Breaks where the embedding similarity of neighbouring sentences drops."""
-
-    strategy: Literal["semantic"] = Field(
-        "semantic",
-        description="'semantic': embed each sentence (with its neighbours) and break where "
-        "the similarity of neighbours drops, within chunk_size.",
-    )
-    chunk_size: int = Field(
-        200,
-        gt=0,
-        description="Largest chunk in model tokens (capped at the model's input window).",
-    )
-    min_chunk_size: int = Field(
-        40,
-        ge=0,
-        description="A chunk is not closed at a breakpoint before it has this many tokens.",
-    )
-    breakpoint_percentile: float = Field(
-        90,
-        gt=0,
-        lt=100,
-        description="A break goes where the distance between neighbouring sentences is above "
-        "this percentile of the document's distances.",
-    )
-    buffer_size: int = Field(
-        1,
-        ge=0,
-        le=5,
-        description="Sentences on each side embedded with a sentence, to steady its meaning.",
-    )
-
-    @field_validator("min_chunk_size")
-    @classmethod
-    def _min_below_max(cls, value: int, info: ValidationInfo) -> int:
-        size = info.data.get("chunk_size")
-        if size is not None and value >= size:
-            raise ValueError(f"{value} must be smaller than chunk_size ({size})")
-        return value
-
-
-def _strategy_of(value: Any) -> Any:
-    # A table without `strategy` means the default strategy, as before strategies existed.
-    if isinstance(value, dict):
-        return value.get("strategy", "recursive")
-    return getattr(value, "strategy", None)
-
-
-ChunkingConfig: TypeAlias = Annotated[
-    Annotated[RecursiveChunking, Tag("recursive")]
-    | Annotated[TokenChunking, Tag("token")]
-    | Annotated[HeadersChunking, Tag("headers")]
-    | Annotated[ElementsChunking, Tag("elements")]
-    | Annotated[SemanticChunking, Tag("semantic")],
-    Discriminator(
-        _strategy_of,
-        custom_error_type="invalid_strategy",
-        custom_error_message="unknown strategy",
-    ),
-]
-"""How a source's documents are split into chunks: one model per strategy."""
-
-
-class ScheduleConfig(_Section):
-    """When a recurring sync runs: a cron expression or a fixed interval, not both."""
-
-    cron: str | None = Field(
-        None, description="Cron expression, e.g. '*/15 * * * *' (in `timezone`)."
-    )
-    interval_s: float | None = Field(None, gt=0, description="Seconds between runs.")
-    timezone: str = Field("UTC", description="IANA time zone the cron expression is read in.")
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> ScheduleConfig:
-        if (self.cron is None) == (self.interval_s is None):
-            raise ValueError("set exactly one of 'cron' and 'interval_s'")
-        # Prefect checks the expression fully when it serves; catch the shape early here.
-        if self.cron is not None and not re.fullmatch(r"(\S+\s+){4,5}\S+", self.cron.strip()):
-            raise ValueError(f"cron: {self.cron!r} needs 5 fields (minute hour day month weekday)")
-        return self
 
 
 class SourceConfig(_Section):
@@ -292,11 +67,6 @@ class SourceConfig(_Section):
     chunking: ChunkingConfig = Field(
         default_factory=RecursiveChunking,
         description="Chunking strategy and settings for this source (`strategy` picks one).",
-    )
-    schedule: ScheduleConfig | None = Field(
-        None,
-        description="Give this source its own scheduled deployment (`headwater serve`), "
-        "syncing only this source.",
     )
 
     @field_validator("path")
@@ -493,8 +263,9 @@ class RetryConfig(_Section):
 class StoreConfig(BaseModel):
     """Which vector store holds the chunks, and its settings.
 
-    Each backend reads its own table, ``[store.<backend>]``; only the chosen backend's
-    table is required to be valid for a run, but every table present is checked.
+    Each backend reads its own table, ``[store.<backend>]``, validated by the backend's
+    own model (`headwater.connectors.registry.check_store_tables`); the core only carries
+    the tables.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -509,26 +280,6 @@ class StoreConfig(BaseModel):
         default_factory=RetryConfig,
         description="Retries with exponential backoff for store calls during a sync.",
     )
-
-    @model_validator(mode="after")
-    def _check_backend_tables(self) -> StoreConfig:
-        from connectors.registry import store_backends, store_options
-
-        known = store_backends()
-        if self.backend not in known:
-            raise ValueError(f"unknown backend {self.backend!r}; known: {', '.join(sorted(known))}")
-        tables = self.model_extra or {}
-        for name, value in tables.items():
-            if name not in known:
-                raise ValueError(f"store.{name}: not a known backend table")
-            if not isinstance(value, dict):
-                raise ValueError(f"store.{name}: must be a table")
-        for name in {self.backend, *tables}:
-            try:
-                store_options(name, self.backend_options(name))
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
-        return self
 
     def backend_options(self, backend: str | None = None) -> dict[str, Any]:
         """The raw ``[store.<backend>]`` table (empty when absent)."""
@@ -561,78 +312,12 @@ class EvalConfig(_Section):
         return value
 
 
-class WatchConfig(_Section):
-    """`headwater watch`: how file events become ingestion runs."""
+class IngestConfig(BaseSettings):
+    """What the pipeline reads: sources, loading, embedding, store, state and eval.
 
-    debounce_ms: int = Field(
-        1500,
-        ge=50,
-        description="Changes arriving within this many milliseconds of each other form one "
-        "batch, so a folder copied in at once gives one run.",
-    )
-    settle_s: float = Field(
-        1.0,
-        ge=0,
-        description="A file is ingested once its size and modification time have not "
-        "changed for this long, so a file still being written is not read half-way.",
-    )
-    settle_timeout_s: float = Field(
-        300,
-        gt=0,
-        description="Give up waiting for a file that keeps changing after this long; its "
-        "next change starts a new batch.",
-    )
-
-
-class OrchestrationConfig(_Section):
-    """How the Prefect flows run: schedule, concurrency, Dask, and the file watcher."""
-
-    name: str = Field(
-        "headwater",
-        pattern=r"^[A-Za-z0-9_.-]+$",
-        description="Prefix of this config's deployment names; give each config served on "
-        "one Prefect server its own.",
-    )
-
-    schedule: ScheduleConfig | None = Field(
-        None, description="Schedule of the whole-config sync deployment (`headwater serve`)."
-    )
-    load_concurrency: int = Field(
-        4, gt=0, le=256, description="Load-and-chunk tasks running at once in one flow run."
-    )
-    batch_files: int = Field(
-        32, gt=0, description="Files loaded per round before their chunks are embedded together."
-    )
-    lock_wait_s: float = Field(
-        600,
-        ge=0,
-        description="How long a flow run waits for another sync of the same state folder "
-        "before it fails with a clear message.",
-    )
-    dask_address: str | None = Field(
-        None,
-        description="Dask scheduler address (e.g. 'tcp://10.0.0.5:8786'). When set, flow runs "
-        "load and chunk files on the cluster; embedding and writes stay in the flow run.",
-    )
-    secret_blocks: dict[str, str] = Field(
-        default_factory=dict,
-        description="Environment variables a flow run fills from Prefect Secret blocks, "
-        "e.g. {MILVUS_TOKEN = 'milvus-token'}: the stores read their secrets from the "
-        "environment, and deployments keep them in Prefect instead of on the worker.",
-    )
-    watch: WatchConfig = Field(default_factory=WatchConfig, description="The file watcher.")
-
-    @field_validator("secret_blocks")
-    @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = [k for k in value if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)]
-        if bad:
-            raise ValueError(f"not environment variable names: {', '.join(bad)}")
-        return value
-
-
-class HeadwaterConfig(BaseSettings):
-    """The whole configuration."""
+    The config file's whole model (`headwater.HeadwaterConfig`) adds orchestration, which
+    the flows own; everything in `headwater.ingest` takes this core.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -648,10 +333,6 @@ class HeadwaterConfig(BaseSettings):
     state: StateConfig = Field(default_factory=StateConfig, description="State folder.")
     eval: EvalConfig = Field(
         default_factory=EvalConfig, description="Retrieval evaluation (`headwater eval`)."
-    )
-    orchestration: OrchestrationConfig = Field(
-        default_factory=OrchestrationConfig,
-        description="Prefect deployments, schedules, Dask and the watcher.",
     )
     config_dir: Path = Field(
         default_factory=Path.cwd, exclude=True, description="Folder relative paths start from."
@@ -670,7 +351,7 @@ class HeadwaterConfig(BaseSettings):
         return (env_settings, init_settings)
 
     @model_validator(mode="after")
-    def _unique_source_names(self) -> HeadwaterConfig:
+    def _unique_source_names(self) -> IngestConfig:
         names = [s.name for s in self.sources]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -704,8 +385,12 @@ def find_config(explicit: str | Path | None = None) -> Path | None:
     return default if default.exists() else None
 
 
-def load_config(path: str | Path | None = None) -> HeadwaterConfig:
-    """Read, merge with the environment, and validate; errors name the bad key."""
+C = TypeVar("C", bound=IngestConfig)
+
+
+def load_settings(model: type[C], path: str | Path | None = None) -> C:
+    """Read the file as `model`, merge with the environment, and validate; errors name the
+    bad key."""
     file = find_config(path)
     data: dict[str, Any] = {}
     where = "defaults and environment"
@@ -719,7 +404,7 @@ def load_config(path: str | Path | None = None) -> HeadwaterConfig:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
         data["config_dir"] = file.resolve().parent
     try:
-        return HeadwaterConfig(**data)
+        return model(**data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, where, data)) from None
 

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from ingest.config import EmbeddingConfig
-from ingest.errors import HeadwaterError
+from headwater.ingest.config import EmbeddingConfig
+from headwater.ingest.errors import HeadwaterError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -133,6 +132,9 @@ def content_window(model: str) -> int:
     return input_window(model) - load_tokenizer(model).num_special_tokens_to_add()
 
 
+ThreadBudget = Callable[[], "int | None"]
+"""Asked before each batch: CPU threads the encoder may use now (None: all cores)."""
+
 AUTO_BATCH = {"cpu": 32, "mps": 64, "cuda": 256}
 """Batch sizes for batch_size = 'auto'. On CPU a batch of like-length texts is as fast per
 chunk at 32 as at 128; a GPU needs wide batches to be busy."""
@@ -160,9 +162,6 @@ class Embedder:
         # Chunkers (semantic) embed from worker threads; the model's fast tokenizer
         # raises "Already borrowed" when two threads use it at once.
         self._lock = threading.RLock()
-        self.busy_parsers: Callable[[], int] | None = None
-        """How many files are being parsed on this machine right now, when the sync engine
-        parses while this encodes; on CPU the encoder then leaves them a core each."""
         self._cpu_threads = 0
 
     @property
@@ -209,10 +208,15 @@ class Embedder:
         return int(self.model.max_seq_length or 0)
 
     def embed(
-        self, texts: Sequence[str], token_counts: Sequence[int] | None = None
+        self,
+        texts: Sequence[str],
+        token_counts: Sequence[int] | None = None,
+        *,
+        threads: ThreadBudget | None = None,
     ) -> np.ndarray[Any, np.dtype[np.float32]]:
         """Vectors in the order of `texts`. `token_counts` (from `token_counts`) saves
-        tokenizing twice when the caller already has them."""
+        tokenizing twice when the caller already has them. `threads`, asked before each
+        batch, is how many CPU threads the model may use now (None: all of them)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         counts = list(token_counts) if token_counts is not None else self.token_counts(texts)
@@ -220,7 +224,8 @@ class Embedder:
         with self._lock:
             model = self.model
             for batch in length_batches(counts, self.batch_size):
-                self._share_cpu(model)
+                if threads is not None:
+                    self._use_threads(model, threads())
                 # One model call per batch: encode() would otherwise re-sort by characters.
                 vectors = model.encode(
                     [texts[i] for i in batch],
@@ -232,17 +237,17 @@ class Embedder:
                 out[batch] = np.asarray(vectors, dtype=np.float32)
         return out
 
-    def _share_cpu(self, model: SentenceTransformer) -> None:
+    def _use_threads(self, model: SentenceTransformer, budget: int | None) -> None:
         # Two threads on two cores run a small encoder only ~1.3-1.6x faster than one, so
-        # while a file is being parsed a core does more parsing than encoding; once
-        # parsing waits, the encoder takes every core back.
-        if self.busy_parsers is None or model.device.type != "cpu":
+        # while files are parsed on this machine a core does more parsing than encoding;
+        # once parsing waits, the encoder takes every core back.
+        if model.device.type != "cpu":
             return
         import torch
 
         if not self._cpu_threads:
             self._cpu_threads = min(torch.get_num_threads(), cpu_cores())
-        want = max(1, self._cpu_threads - self.busy_parsers())
+        want = self._cpu_threads if budget is None else max(1, min(budget, self._cpu_threads))
         if torch.get_num_threads() != want:
             torch.set_num_threads(want)
 
@@ -255,11 +260,6 @@ class Embedder:
                 list(texts), add_special_tokens=True, truncation=False, verbose=False
             )["input_ids"]
         return [len(i) for i in ids]
-
-    def truncated(self, texts: Sequence[str]) -> list[bool]:
-        """Which texts are longer than the model's window, so encoding silently drops their tail."""
-        limit = self.max_tokens
-        return [n > limit for n in self.token_counts(texts)] if limit else [False] * len(texts)
 
     def embed_query(self, text: str) -> list[float]:
         return [float(x) for x in self.embed([text])[0]]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from ingest.embedding import Embedder
+    from headwater.ingest.embedding import Embedder, ThreadBudget
 
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -118,7 +118,12 @@ class EmbeddingCache:
             self._db = None
 
     def embed(
-        self, embedder: Embedder, texts: Sequence[str], token_counts: Sequence[int] | None = None
+        self,
+        embedder: Embedder,
+        texts: Sequence[str],
+        token_counts: Sequence[int] | None = None,
+        *,
+        threads: ThreadBudget | None = None,
     ) -> tuple[Vectors, set[int]]:
         """Vectors for `texts`, and the indices not embedded now: found in the cache, or
         repeating a text earlier in `texts`."""
@@ -136,7 +141,7 @@ class EmbeddingCache:
             if token_counts is not None:
                 first = {texts[i]: token_counts[i] for i in reversed(missing)}
                 counts = [first[t] for t in unique]
-            vectors = embedder.embed(unique, counts)
+            vectors = embedder.embed(unique, counts, threads=threads)
             embedded: set[str] = set()
             for i in missing:
                 out[i] = vectors[where[texts[i]]]

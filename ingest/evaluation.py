@@ -27,26 +27,24 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from ingest.chunking import create_chunker
-from ingest.chunking.base import document_text
-from ingest.config import (
+from headwater.ingest.chunking import create_chunker
+from headwater.ingest.chunking.base import document_text
+from headwater.ingest.chunking.config import (
     ChunkingConfig,
     ElementsChunking,
     HeadersChunking,
-    HeadwaterConfig,
     RecursiveChunking,
     SemanticChunking,
-    StateConfig,
-    StoreConfig,
     TokenChunking,
 )
-from ingest.embedding import Embedder
-from ingest.errors import HeadwaterError, LoadError
-from ingest.loading import load_document
-from ingest.models import Chunk, CollectionSpec, Document, SourceFile, VectorRecord
-from ingest.source import Source
+from headwater.ingest.config import EvalConfig, LoadingConfig
+from headwater.ingest.embedding import Embedder
+from headwater.ingest.errors import HeadwaterError, LoadError
+from headwater.ingest.loading import load_document
+from headwater.ingest.models import Chunk, CollectionSpec, Document, SourceFile, VectorRecord
+from headwater.ingest.source import Source
+from headwater.ingest.store import VectorStore
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Progress = Callable[[str, int, int], None]
 
@@ -330,22 +328,19 @@ class EvalReport:
 
 
 def load_documents(
-    config: HeadwaterConfig, progress: Progress | None = None
+    sources: Sequence[Source], loading: LoadingConfig, progress: Progress | None = None
 ) -> tuple[list[Document], dict[str, str]]:
-    """Every document of the configured sources, loaded; failures come back with reasons."""
-    from connectors.registry import create_source
-
+    """Every document of `sources`, loaded; failures come back with reasons."""
     progress = progress or (lambda stage, done, total: None)
     files: list[tuple[Source, SourceFile]] = []
-    for s in config.sources:
-        source = create_source(config, s)
+    for source in sources:
         files.extend((source, f) for f in source.list_files())
     docs: list[Document] = []
     failures: dict[str, str] = {}
     for i, (source, f) in enumerate(files):
         progress("load", i, len(files))
         try:
-            docs.append(load_document(f, source.read_bytes(f), config.loading))
+            docs.append(load_document(f, source.read_bytes(f), loading))
         except (LoadError, OSError) as exc:
             failures[f.source_id] = getattr(exc, "reason", None) or str(exc)
     progress("load", len(files), len(files))
@@ -353,7 +348,7 @@ def load_documents(
 
 
 class Evaluation:
-    """Builds each chunking variant into a scratch Milvus Lite store and scores retrieval.
+    """Builds each chunking variant into a scratch store and scores retrieval.
 
     Vectors are cached by chunk text, so text that two variants cut the same way is
     embedded once. The scratch stores live in a temporary folder removed at the end.
@@ -361,19 +356,25 @@ class Evaluation:
 
     def __init__(
         self,
-        config: HeadwaterConfig,
+        sources: Sequence[Source],
+        loading: LoadingConfig,
         variants: Mapping[str, ChunkingConfig],
         *,
+        embedder: Embedder,
+        scratch_store: Callable[[Path], VectorStore],
         k: int,
-        embedder: Embedder | None = None,
         progress: Progress | None = None,
     ) -> None:
         if not variants:
             raise EvalError("no chunking variants to evaluate")
-        self.config = config
+        self.sources = list(sources)
+        self.loading = loading
         self.variants = dict(variants)
         self.k = k
-        self.embedder = embedder or Embedder(config.embedding)
+        self.embedder = embedder
+        self.model = embedder.config.model
+        self.scratch_store = scratch_store
+        """Makes an empty store in the given folder, one per variant."""
         self.progress = progress or (lambda stage, done, total: None)
         self._vectors: dict[str, np.ndarray] = {}
 
@@ -390,7 +391,7 @@ class Evaluation:
     def run(self, questions_file: Path, documents: Sequence[Document] | None = None) -> EvalReport:
         failures: dict[str, str] = {}
         if documents is None:
-            documents, failures = load_documents(self.config, self.progress)
+            documents, failures = load_documents(self.sources, self.loading, self.progress)
         if not documents:
             raise EvalError("no documents could be loaded from the configured sources")
         texts = {d.source_id: document_text(d.elements)[0] for d in documents}
@@ -406,7 +407,7 @@ class Evaluation:
             self.progress("strategies", len(self.variants), len(self.variants))
         return EvalReport(
             k=self.k,
-            model=self.config.embedding.model,
+            model=self.model,
             documents=len(documents),
             questions=len(questions),
             strategies=results,
@@ -422,10 +423,8 @@ class Evaluation:
         query_vectors: np.ndarray,
         scratch: Path,
     ) -> StrategyResult:
-        from connectors.registry import create_store
-
         t0 = time.perf_counter()
-        chunker = create_chunker(variant, self.config.embedding.model, embedder=self.embedder)
+        chunker = create_chunker(variant, self.model, embedder=self.embedder)
         chunks: list[Chunk] = [c for d in documents for c in chunker.chunk(d)]
         chunk_seconds = time.perf_counter() - t0
         if not chunks:
@@ -433,17 +432,9 @@ class Evaluation:
         self._embed(c.text for c in chunks)
         counts = self.embedder.token_counts([c.text for c in chunks])
         limit = self.embedder.max_tokens
-        scratch_config = self.config.model_copy(
-            update={
-                "state": StateConfig(dir=scratch / name),
-                "store": StoreConfig(backend="milvus", collection="headwater_eval"),
-            }
-        )
-        store = create_store(scratch_config)
+        store = self.scratch_store(scratch / name)
         try:
-            store.ensure_collection(
-                CollectionSpec(self.embedder.dimension, self.config.embedding.model)
-            )
+            store.ensure_collection(CollectionSpec(self.embedder.dimension, self.model))
             store.upsert([VectorRecord(c, self._vectors[c.text].tolist()) for c in chunks])
             per_question = []
             for q, vector in zip(questions, query_vectors, strict=True):
@@ -472,10 +463,10 @@ class Evaluation:
 
 
 def select_variants(
-    config: HeadwaterConfig, names: Sequence[str] | None = None
+    config: EvalConfig, names: Sequence[str] | None = None
 ) -> dict[str, ChunkingConfig]:
     """The variants to compare: ``[eval.strategies]`` (or the defaults), narrowed to `names`."""
-    available = dict(config.eval.strategies) or default_variants()
+    available = dict(config.strategies) or default_variants()
     if not names:
         return available
     unknown = [n for n in names if n not in available]

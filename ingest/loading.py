@@ -18,10 +18,10 @@ from functools import cache
 from pathlib import PurePosixPath
 from typing import Any
 
-from ingest.config import LoadingConfig
-from ingest.errors import LoadError
-from ingest.ids import content_hash
-from ingest.models import Document, Element, SourceFile
+from headwater.ingest.config import LoadingConfig
+from headwater.ingest.errors import LoadError
+from headwater.ingest.ids import content_hash
+from headwater.ingest.models import Document, Element, SourceFile
 
 log = logging.getLogger(__name__)
 

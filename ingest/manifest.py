@@ -103,17 +103,6 @@ class Manifest:
         )
         return {r[0]: FailureEntry(*r) for r in rows}
 
-    def record_failures(self, failures: Iterable[FailureEntry]) -> None:
-        now = time.time()
-        with self._transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (self.target, f.source_id, f.fingerprint, f.settings, f.reason, now)
-                    for f in failures
-                ],
-            )
-
     def forget_failures(self, source_ids: Iterable[str]) -> None:
         with self._transaction() as db:
             db.executemany(
@@ -129,11 +118,18 @@ class Manifest:
         )
         return dict(rows.fetchall())
 
-    def commit(self, entries: Iterable[tuple[ManifestEntry, Mapping[str, str]]]) -> None:
-        """Record documents and their chunks, replacing what was there, in one transaction."""
+    def commit_batch(
+        self,
+        documents: Iterable[tuple[ManifestEntry, Mapping[str, str]]] = (),
+        touched: Iterable[tuple[str, str]] = (),
+        failures: Iterable[FailureEntry] = (),
+    ) -> None:
+        """One transaction for a written batch: documents with their chunk hashes replace
+        what was recorded; `touched` (source id, fingerprint) are files whose bytes did not
+        change under a new fingerprint; `failures` failed on their content."""
         now = time.time()
         with self._transaction() as db:
-            for entry, chunks in entries:
+            for entry, chunks in documents:
                 self._remove(db, entry.source_id)
                 db.execute(
                     "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -153,13 +149,17 @@ class Manifest:
                     "INSERT INTO chunks VALUES (?, ?, ?, ?)",
                     [(self.target, cid, entry.source_id, h) for cid, h in chunks.items()],
                 )
-
-    def touch(self, source_id: str, fingerprint: str) -> None:
-        """A file whose bytes did not change got a new fingerprint (e.g. a new mtime)."""
-        self.db.execute(
-            "UPDATE files SET fingerprint = ? WHERE target = ? AND source_id = ?",
-            (fingerprint, self.target, source_id),
-        )
+            db.executemany(
+                "UPDATE files SET fingerprint = ? WHERE target = ? AND source_id = ?",
+                [(fingerprint, self.target, sid) for sid, fingerprint in touched],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (self.target, f.source_id, f.fingerprint, f.settings, f.reason, now)
+                    for f in failures
+                ],
+            )
 
     def remove(self, source_ids: Iterable[str]) -> None:
         with self._transaction() as db:

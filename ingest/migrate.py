@@ -6,10 +6,10 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 
-from ingest.config import HeadwaterConfig
-from ingest.errors import ConfigError, StoreError
-from ingest.models import CollectionSpec
-from ingest.sync import Progress, SyncEngine
+from headwater.ingest.engine import Progress
+from headwater.ingest.errors import ConfigError, StoreError
+from headwater.ingest.models import CollectionSpec
+from headwater.ingest.state import KnowledgeState
 
 BATCH = 1000
 
@@ -33,27 +33,26 @@ class MigrationReport:
 
 
 def migrate(
-    source: HeadwaterConfig,
-    destination: HeadwaterConfig,
+    src: KnowledgeState,
+    dst: KnowledgeState,
     *,
     batch_size: int = BATCH,
     progress: Progress | None = None,
 ) -> MigrationReport:
-    """Copy every record (vector and metadata) from the source config's store into the
-    destination's, verify, then record the source's manifest for the destination.
+    """Copy every record (vector and metadata) from the `src` store into the `dst` one,
+    verify, then record the source's manifest for the destination.
 
     The destination ends up holding exactly the source's records. Until the last step
     the destination's manifest is untouched, so a failed or interrupted migration leaves
     the next `headwater sync` against the destination to finish the job from its own state.
     """
     t0 = time.perf_counter()
-    if source.embedding.model != destination.embedding.model:
+    if src.model != dst.model:
         raise ConfigError(
-            f"embedding.model: the destination config uses {destination.embedding.model!r} but "
-            f"the store holds vectors of {source.embedding.model!r}; a migration copies vectors "
-            "and cannot change the model (point a sync at a new collection instead)"
+            f"embedding.model: the destination config uses {dst.model!r} but the store holds "
+            f"vectors of {src.model!r}; a migration copies vectors and cannot change the model "
+            "(point a sync at a new collection instead)"
         )
-    src, dst = SyncEngine(source), SyncEngine(destination)
     if src.target == dst.target:
         raise ConfigError(
             "store: the destination config points at the same store and collection as the source"
@@ -61,15 +60,15 @@ def migrate(
     report = progress or (lambda stage, done, total: None)
     try:
         with ExitStack() as stack:
-            for engine in _distinct_state(src, dst):
-                stack.enter_context(engine.exclusive())
+            for state in _distinct_state(src, dst):
+                stack.enter_context(state.exclusive())
             spec = src.store.collection_spec()
             if spec is None:
                 raise StoreError(
                     f"nothing to migrate: collection {src.store.collection!r} does not exist at "
                     f"{src.store.location}"
                 )
-            model = spec.model or source.embedding.model
+            model = spec.model or src.model
             dst.store.ensure_collection(CollectionSpec(spec.dimension, model))
             total = src.store.count()
             copied: set[str] = set()
@@ -92,8 +91,8 @@ def migrate(
         src.close()
         dst.close()
     return MigrationReport(
-        source=_describe(src),
-        destination=_describe(dst),
+        source=src.describe,
+        destination=dst.describe,
         copied=len(copied),
         removed_from_destination=removed,
         destination_count=held,
@@ -103,20 +102,15 @@ def migrate(
     )
 
 
-def _describe(engine: SyncEngine) -> str:
-    store = engine.store
-    return f"{engine.config.store.backend} {store.location} (collection {store.collection})"
-
-
-def _distinct_state(*engines: SyncEngine) -> list[SyncEngine]:
-    """One engine per state folder: a second lock on the same file would wait on the first."""
-    seen: dict[str, SyncEngine] = {}
-    for e in engines:
-        seen.setdefault(str(e.config.state_dir.resolve()), e)
+def _distinct_state(*states: KnowledgeState) -> list[KnowledgeState]:
+    """One lock per state folder: a second lock on the same file would wait on the first."""
+    seen: dict[str, KnowledgeState] = {}
+    for s in states:
+        seen.setdefault(str(s.state_dir.resolve()), s)
     return list(seen.values())
 
 
-def _remove_extras(dst: SyncEngine, keep: set[str], batch_size: int) -> int:
+def _remove_extras(dst: KnowledgeState, keep: set[str], batch_size: int) -> int:
     """Delete destination records the source does not have (from an earlier sync there)."""
     extra = [r.id for batch in dst.store.scan(batch_size) for r in batch if r.id not in keep]
     if extra:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
-from ingest.errors import HeadwaterError
+from headwater.ingest.errors import HeadwaterError
 
 
 @dataclass(frozen=True)

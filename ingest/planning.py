@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ingest.manifest import FailureEntry, ManifestEntry
-from ingest.models import SourceFile
+from headwater.ingest.manifest import FailureEntry, ManifestEntry
+from headwater.ingest.models import SourceFile
 
 
 @dataclass(frozen=True)

@@ -1,32 +1,33 @@
 """Read, hash, load and chunk one planned file: the part of a sync that fans out.
 
-A `Preparer` holds only the config until it is used, so it pickles to worker processes
-and Dask workers, which build their own sources and chunkers there. Every way of running
-the preparation (in this process, a process pool, a Dask cluster) calls `prepare_one`,
-so the chunks are the same wherever a file was parsed.
+A `Preparer` holds its sources and settings and opens nothing until used, so it pickles
+to worker processes and Dask workers. Every executor (a thread here, the parser pool, a
+Prefect task runner, a Dask cluster) calls `prepare_one`, so the chunks are the same
+wherever a file was parsed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ingest.config import HeadwaterConfig
-from ingest.errors import LoadError
-from ingest.ids import content_hash
-from ingest.loading import load_document
-from ingest.models import Chunk, FileResult, FileStatus
-from ingest.planning import PlannedFile
-from ingest.source import Source
+from headwater.ingest.chunking.config import ChunkingConfig
+from headwater.ingest.config import LoadingConfig
+from headwater.ingest.errors import LoadError
+from headwater.ingest.ids import content_hash
+from headwater.ingest.loading import load_document
+from headwater.ingest.models import Chunk, FileResult, FileStatus
+from headwater.ingest.planning import PlannedFile
+from headwater.ingest.source import Source
 
 if TYPE_CHECKING:
-    from ingest.chunking import Chunker
-    from ingest.embedding import Embedder
+    from headwater.ingest.chunking import Chunker
+    from headwater.ingest.embedding import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -48,45 +49,39 @@ Prepared = PreparedFile | FileResult
 
 
 class Preparer:
-    """Turns planned files into chunks. Opens nothing until the first file."""
+    """Turns planned files into chunks. Opens nothing until the first file.
+
+    It pickles as its sources and settings, so any executor can ship it to a worker
+    process or a Dask worker; chunkers (and their tokenizers) are built there once per
+    process and settings, not once per file.
+    """
 
     def __init__(
         self,
-        config: HeadwaterConfig,
+        sources: Sequence[Source],
+        chunking: Mapping[str, ChunkingConfig],
+        loading: LoadingConfig,
+        model: str,
         *,
-        sources: Sequence[Source] | None = None,
         embedder: Embedder | None = None,
     ) -> None:
-        self.config = config
-        self._sources = list(sources) if sources is not None else None
+        self.sources = {s.name: s for s in sources}
+        self.chunking = dict(chunking)
+        """Source name -> its chunking settings."""
+        self.loading = loading
+        self.model = model
         self._embedder = embedder
-        # Chunkers share one Hugging Face fast tokenizer, which raises "Already borrowed"
-        # when threads use it at once (the flow's thread-pool tasks); parsing stays parallel.
-        self._chunking = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        # Only the config travels; sources, chunkers and models are rebuilt on the far side.
-        return {"config": self.config}
+        # The embedder (a loaded model) stays here; a semantic chunker loads its own there.
+        return {k: v for k, v in self.__dict__.items() if k != "_embedder"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["config"])  # type: ignore[misc]
+        self.__dict__.update(state, _embedder=None)
 
-    @cached_property
-    def sources(self) -> dict[str, Source]:
-        from connectors.registry import create_source
-
-        found = self._sources or [create_source(self.config, s) for s in self.config.sources]
-        return {s.name: s for s in found}
-
-    @cached_property
+    @property
     def chunkers(self) -> dict[str, Chunker]:
-        from ingest.chunking import create_chunker
-
-        model = self.config.embedding.model
-        return {
-            s.name: create_chunker(s.chunking, model, embedder=self._embedder)
-            for s in self.config.sources
-        }
+        return _chunkers(self.model, self.chunking, self._embedder)
 
     def prepare(self, item: PlannedFile) -> PreparedFile:
         """Raises LoadError for a file that cannot be read or parsed."""
@@ -102,11 +97,11 @@ class Preparer:
                 item, digest, same_content=True, seconds={"load": time.perf_counter() - t0}
             )
         try:
-            document = load_document(item.file, data, self.config.loading)
+            document = load_document(item.file, data, self.loading)
         except LoadError as exc:
             raise LoadError(exc.path, exc.reason, permanent=True) from exc
         t1 = time.perf_counter()
-        with self._chunking:
+        with _CHUNKING:
             chunks = self.chunkers[item.file.source].chunk(document)
         seconds = {"load": t1 - t0, "chunk": time.perf_counter() - t1}
         return PreparedFile(item, digest, tuple(chunks), seconds=seconds)
@@ -117,6 +112,35 @@ class Preparer:
             return self.prepare(item)
         except LoadError as exc:
             return failure(item, exc.reason, permanent=exc.permanent)
+
+
+_CHUNKING = threading.Lock()
+"""Chunkers share one Hugging Face fast tokenizer, which raises "Already borrowed" when
+threads use it at once (a thread-pool task runner); parsing stays parallel."""
+
+_CHUNKERS: dict[tuple[str, str, int], dict[str, Chunker]] = {}
+_CHUNKERS_LOCK = threading.Lock()
+
+
+def _chunkers(
+    model: str, chunking: Mapping[str, ChunkingConfig], embedder: Embedder | None
+) -> dict[str, Chunker]:
+    """The chunkers for these settings, built once per process (and embedder)."""
+    from headwater.ingest.chunking import create_chunker
+
+    key = (
+        model,
+        json.dumps({k: v.model_dump(mode="json") for k, v in sorted(chunking.items())}),
+        id(embedder),
+    )
+    with _CHUNKERS_LOCK:
+        found = _CHUNKERS.get(key)
+        if found is None:
+            found = _CHUNKERS[key] = {
+                name: create_chunker(cfg, model, embedder=embedder)
+                for name, cfg in chunking.items()
+            }
+        return found
 
 
 def failure(item: PlannedFile, reason: str, *, permanent: bool = False) -> FileResult:
@@ -132,20 +156,3 @@ def failure(item: PlannedFile, reason: str, *, permanent: bool = False) -> FileR
         stale=prev is not None,
         permanent=permanent,
     )
-
-
-class PrepareExecutor(Protocol):
-    """Runs `Preparer.prepare_one` over planned files, here or elsewhere.
-
-    Results may come back in any order; each names its file.
-    """
-
-    def map(self, preparer: Preparer, items: Sequence[PlannedFile]) -> Iterable[Prepared]: ...
-
-
-class InProcess:
-    """Prepare files one after another in this process."""
-
-    def map(self, preparer: Preparer, items: Sequence[PlannedFile]) -> Iterator[Prepared]:
-        for item in items:
-            yield preparer.prepare_one(item)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ingest.models import FileResult, FileStatus
+from headwater.ingest.models import FileResult, FileStatus
 
 STAGES = ("list_plan", "load", "chunk", "embed", "write", "commit")
 

@@ -12,6 +12,11 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
+from headwater.ingest.config import RetryConfig
+from headwater.ingest.errors import HeadwaterError, StoreUnavailableError, redact
+from headwater.ingest.faults import fault_point
+from headwater.ingest.models import CollectionSpec, QueryFilter, QueryHit, VectorRecord
+from headwater.ingest.store import VectorStore
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -19,12 +24,6 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
-
-from ingest.config import RetryConfig
-from ingest.errors import HeadwaterError, StoreUnavailableError, redact
-from ingest.faults import fault_point
-from ingest.models import CollectionSpec, QueryFilter, QueryHit, VectorRecord
-from ingest.store import VectorStore
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
-from ingest.models import SourceFile
+from headwater.ingest.models import SourceFile
 
 
 @runtime_checkable

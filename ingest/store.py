@@ -7,10 +7,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from headwater.ingest.errors import StoreError
+from headwater.ingest.models import CollectionSpec, QueryFilter, QueryHit, VectorRecord
 from pydantic import BaseModel
-
-from ingest.errors import StoreError
-from ingest.models import CollectionSpec, QueryFilter, QueryHit, VectorRecord
 
 
 class VectorStore(ABC):

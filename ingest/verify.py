@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ingest.sync import SyncEngine
+from headwater.ingest.state import KnowledgeState
 
 
 @dataclass
@@ -40,7 +40,7 @@ class VerifyReport:
         }
 
 
-def verify(engine: SyncEngine, *, repair: bool = False, batch_size: int = 1000) -> VerifyReport:
+def verify(state: KnowledgeState, *, repair: bool = False, batch_size: int = 1000) -> VerifyReport:
     """Find documents whose stored chunk ids differ from the manifest's.
 
     With `repair`, chunks the manifest does not record are deleted from the store, and
@@ -48,11 +48,9 @@ def verify(engine: SyncEngine, *, repair: bool = False, batch_size: int = 1000) 
     again and embeds only the chunks the store lacks.
     """
     # Under the sync lock: a sync in flight would show as drift.
-    with engine.exclusive():
-        recorded = engine.manifest.chunk_sources()
-        stored = {
-            r.id: r.chunk.metadata.source_id for b in engine.store.scan(batch_size) for r in b
-        }
+    with state.exclusive():
+        recorded = state.manifest.chunk_sources()
+        stored = {r.id: r.chunk.metadata.source_id for b in state.store.scan(batch_size) for r in b}
         missing = Counter(recorded[i] for i in recorded.keys() - stored.keys())
         extra_ids = stored.keys() - recorded.keys()
         extra = Counter(stored[i] for i in extra_ids)
@@ -66,7 +64,7 @@ def verify(engine: SyncEngine, *, repair: bool = False, batch_size: int = 1000) 
         )
         if repair and report.drift:
             if extra_ids:
-                engine.store.delete_ids(extra_ids)
-            engine.manifest.remove(missing)
+                state.store.delete_ids(extra_ids)
+            state.manifest.remove(missing)
             report.repaired = True
     return report

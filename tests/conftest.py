@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ingest.config import EmbeddingConfig, HeadwaterConfig
-from ingest.embedding import Embedder
-from ingest.sync import SyncEngine
+from headwater.compose import build_engine
+from headwater.config import HeadwaterConfig
+from headwater.ingest.config import EmbeddingConfig
+from headwater.ingest.embedding import Embedder
+from headwater.ingest.engine import SyncEngine
 
 if TYPE_CHECKING:
     from tests.weaviate_server.server import WeaviateServer
@@ -121,7 +123,7 @@ def engine_factory(tmp_path: Path, embedder: Embedder) -> Iterator[Callable[...,
     made: list[SyncEngine] = []
 
     def factory(docs: Path, **overrides: Any) -> SyncEngine:
-        engine = SyncEngine(make_config(tmp_path, docs, **overrides), embedder=embedder)
+        engine = build_engine(make_config(tmp_path, docs, **overrides), embedder=embedder)
         made.append(engine)
         return engine
 
@@ -135,7 +137,7 @@ def synced_config(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) 
     """sample_docs/ synced once into a FAISS store in a temp folder; tests only read it."""
     root = tmp_path_factory.mktemp("synced")
     config = make_config(root, SAMPLE_DOCS, store={"backend": "faiss"})
-    engine = SyncEngine(config, embedder=embedder)
+    engine = build_engine(config, embedder=embedder)
     try:
         report = engine.run()
     finally:

@@ -19,17 +19,18 @@ import sys
 import tempfile
 from typing import Any
 
-from ingest.config import EmbeddingConfig, load_config
-from ingest.embedding import Embedder
-from ingest.faults import ENV
-from ingest.sync import SyncEngine
+from headwater.compose import build_engine
+from headwater.config import load_config
+from headwater.ingest.config import EmbeddingConfig
+from headwater.ingest.embedding import Embedder
+from headwater.ingest.faults import ENV
 
 EMBEDDER = Embedder(EmbeddingConfig(device="cpu"))
 _ = EMBEDDER.dimension  # loads the weights, runs nothing
 
 
 def _sync(config: str) -> int:
-    engine = SyncEngine(load_config(config), embedder=EMBEDDER)
+    engine = build_engine(load_config(config), embedder=EMBEDDER)
     try:
         return 0 if engine.run().ok else 1
     finally:
@@ -37,12 +38,12 @@ def _sync(config: str) -> int:
 
 
 def _ids(config: str, out: str) -> int:
-    from ingest.verify import verify
+    from headwater.ingest.verify import verify
 
-    engine = SyncEngine(load_config(config), embedder=EMBEDDER)
+    engine = build_engine(load_config(config), embedder=EMBEDDER)
     try:
-        ids = [r.id for batch in engine.store.scan() for r in batch]
-        answer = {"ids": ids, "count": engine.store.count(), "verified": verify(engine).ok}
+        ids = [r.id for batch in engine.state.store.scan() for r in batch]
+        answer = {"ids": ids, "count": engine.state.store.count(), "verified": verify(engine).ok}
     finally:
         engine.close()
     with open(out, "w") as f:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from ingest.api import KnowledgeBase, hit_metadata
-from ingest.config import HeadwaterConfig
-from ingest.embedding import Embedder
-from ingest.errors import HeadwaterError, StoreError
-from ingest.models import QueryFilter
+from headwater.api import KnowledgeBase, hit_metadata
+from headwater.config import HeadwaterConfig
+from headwater.ingest.embedding import Embedder
+from headwater.ingest.errors import HeadwaterError, StoreError
+from headwater.ingest.models import QueryFilter
 
 from .conftest import make_config
 

@@ -181,8 +181,8 @@ def sync(cfg: Path, *, drop_root: bool = False) -> dict[str, Any]:
 
 
 def stored_texts(cfg: Path) -> dict[str, str]:
-    from connectors.registry import create_store
-    from ingest.config import load_config
+    from headwater.config import load_config
+    from headwater.connectors.registry import create_store
 
     texts: dict[str, str] = {}
     with create_store(load_config(cfg)) as store:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunking import create_chunker
-from ingest.chunking.base import document_text
-from ingest.config import LoadingConfig, RecursiveChunking
-from ingest.embedding import load_tokenizer
-from ingest.loading import load_document
-from ingest.models import Document, Element, SourceFile
+from headwater.ingest.chunking import create_chunker
+from headwater.ingest.chunking.base import document_text
+from headwater.ingest.chunking.config import RecursiveChunking
+from headwater.ingest.config import LoadingConfig
+from headwater.ingest.embedding import load_tokenizer
+from headwater.ingest.loading import load_document
+from headwater.ingest.models import Document, Element, SourceFile
 
 from .conftest import SAMPLE_DOCS
 

@@ -17,7 +17,7 @@ def headwater(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args],
+        [sys.executable, "-m", "headwater", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from ingest.config import (
+from headwater.config import load_config
+from headwater.ingest.chunking.config import (
     ElementsChunking,
     HeadersChunking,
     RecursiveChunking,
     TokenChunking,
-    load_config,
 )
-from ingest.errors import ConfigError
+from headwater.ingest.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

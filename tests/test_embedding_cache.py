@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.embedding import Embedder, length_batches
-from ingest.embedding_cache import EmbeddingCache, cache_key
-from ingest.sync import SyncEngine
+from headwater.ingest.embedding import Embedder, length_batches
+from headwater.ingest.embedding_cache import EmbeddingCache, cache_key
+from headwater.ingest.engine import SyncEngine
 
 from .conftest import SAMPLE_DOCS
 
@@ -86,7 +86,7 @@ def test_text_moved_to_another_file_is_not_embedded_again(
     assert moved.chunk_counts()["embedded"] == 0
     assert files[RUNBOOK].deleted == first.chunk_counts()["written"]
     # The reused vectors are the ones the model gives.
-    stored = engine.store.fetch(engine.store.source_ids("docs:archive/runbook.html"))
+    stored = engine.state.store.fetch(engine.state.store.source_ids("docs:archive/runbook.html"))
     fresh = engine.embedder.embed([r.chunk.text for r in stored])
     np.testing.assert_allclose(np.stack([r.vector for r in stored]), fresh, atol=1e-5)
 
@@ -114,7 +114,7 @@ def test_batch_size_auto_follows_the_device(embedder: Embedder) -> None:
 def test_bad_batch_size_is_refused(value: str) -> None:
     from pydantic import ValidationError
 
-    from ingest.config import EmbeddingConfig
+    from headwater.ingest.config import EmbeddingConfig
 
     with pytest.raises(ValidationError):
         EmbeddingConfig(batch_size=value)  # type: ignore[arg-type]

@@ -11,11 +11,11 @@ from .conftest import SAMPLE_DOCS
 SCRIPT = f"""
 import importlib.util
 from sentence_transformers import SentenceTransformer
-from ingest.config import LoadingConfig
-from ingest.embedding import Embedder, resolve_model
-from ingest.config import EmbeddingConfig
-from ingest.loading import load_document
-from ingest.models import SourceFile
+from headwater.ingest.config import LoadingConfig
+from headwater.ingest.embedding import Embedder, resolve_model
+from headwater.ingest.config import EmbeddingConfig
+from headwater.ingest.loading import load_document
+from headwater.ingest.models import SourceFile
 
 path = {str(SAMPLE_DOCS / "policies/expenses.pdf")!r}
 data = open(path, "rb").read()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunking.base import document_text
-from ingest.config import HeadwaterConfig, load_config
-from ingest.evaluation import (
+from headwater.config import HeadwaterConfig, load_config
+from headwater.ingest.chunking.base import document_text
+from headwater.ingest.evaluation import (
     CharSpan,
     EvalError,
     find_excerpt,

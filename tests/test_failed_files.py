@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from connectors.sources.local import LocalSource
-from ingest.embedding import Embedder
-from ingest.models import FileStatus, SourceFile
-from ingest.report import SyncReport
-from ingest.sync import SyncEngine
+from headwater.compose import build_engine
+from headwater.connectors.sources.local import LocalSource
+from headwater.ingest.embedding import Embedder
+from headwater.ingest.models import FileStatus, SourceFile
+from headwater.ingest.report import SyncReport
 
 from .conftest import SAMPLE_DOCS, make_config
 
@@ -43,7 +43,7 @@ def _docs(tmp_path: Path) -> Path:
 def _sync(tmp_path: Path, source: CountingSource, embedder: Embedder, **kw: object) -> SyncReport:
     overrides = {"store": {"backend": "faiss"}, **kw}
     config = make_config(tmp_path, source.root, **overrides)  # type: ignore[arg-type]
-    engine = SyncEngine(config, embedder=embedder, sources=[source])
+    engine = build_engine(config, embedder=embedder, sources=[source])
     try:
         return engine.run()
     finally:
@@ -89,7 +89,7 @@ def test_retry_failed_parses_it_again(tmp_path: Path, embedder: Embedder) -> Non
     source = CountingSource(_docs(tmp_path))
     _sync(tmp_path, source, embedder)
     config = make_config(tmp_path, source.root, store={"backend": "faiss"})
-    engine = SyncEngine(config, embedder=embedder, sources=[source])
+    engine = build_engine(config, embedder=embedder, sources=[source])
     try:
         report = engine.run(retry_failed=True)
     finally:

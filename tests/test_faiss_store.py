@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from connectors.registry import store_class, store_options
-from ingest.errors import ConfigError, MissingExtraError
-from ingest.models import QueryFilter, VectorRecord
+from headwater.connectors.registry import store_class, store_options
+from headwater.ingest.errors import ConfigError, MissingExtraError
+from headwater.ingest.models import QueryFilter, VectorRecord
 from tests.contract.test_vector_store import SPEC, record, unit
 
 faiss = pytest.importorskip("faiss")
 
-from connectors.stores import faiss as faiss_store  # noqa: E402
-from connectors.stores.faiss import FaissConfig, FaissStore  # noqa: E402
+from headwater.connectors.stores import faiss as faiss_store  # noqa: E402
+from headwater.connectors.stores.faiss import FaissConfig, FaissStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,7 @@ def run_python(
         import os, sys
         from pathlib import Path
         import faiss
-        from connectors.stores.faiss import FaissConfig, FaissStore
+        from headwater.connectors.stores.faiss import FaissConfig, FaissStore
         from tests.test_faiss_store import records
         from tests.contract.test_vector_store import SPEC, record
         config = FaissConfig.model_validate_json(sys.argv[2])

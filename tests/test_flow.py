@@ -24,7 +24,7 @@ def prefect_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 def test_flow_syncs_with_per_file_tasks_and_reports_failures(
     tmp_path: Path, prefect_home: Path
 ) -> None:
-    from flows.sync import sync_flow
+    from headwater.flows.sync import sync_flow
 
     docs = tmp_path / "docs"
     for rel in ("it/security-faq.txt", "handbook/welcome.md"):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ingest.ids import chunk_id, chunk_ids, settings_key
+from headwater.ingest.ids import chunk_id, chunk_ids, settings_key
 
 
 def test_same_inputs_same_id() -> None:

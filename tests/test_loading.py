@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.config import LoadingConfig
-from ingest.errors import LoadError
-from ingest.loading import load_document
-from ingest.models import SourceFile
+from headwater.ingest.config import LoadingConfig
+from headwater.ingest.errors import LoadError
+from headwater.ingest.loading import load_document
+from headwater.ingest.models import SourceFile
 
 from .conftest import FIXTURES, SAMPLE_DOCS
 

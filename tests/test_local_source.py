@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sources.local import LocalSource
-from ingest.errors import HeadwaterError, LoadError
-from ingest.models import SourceFile
+from headwater.connectors.sources.local import LocalSource
+from headwater.ingest.errors import HeadwaterError, LoadError
+from headwater.ingest.models import SourceFile
 
 
 def tree(root: Path) -> None:

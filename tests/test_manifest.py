@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.manifest import Manifest, ManifestEntry
+from headwater.ingest.manifest import Manifest, ManifestEntry
 
 
 def entry(path: str) -> ManifestEntry:

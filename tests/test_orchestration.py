@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from ingest.config import load_config
-from ingest.embedding import Embedder
-from ingest.models import VectorRecord
-from ingest.store import VectorStore
+from headwater.config import load_config
+from headwater.ingest.embedding import Embedder
+from headwater.ingest.models import VectorRecord
+from headwater.ingest.store import VectorStore
 
 from .conftest import SAMPLE_DOCS
 from .prefect_server import CLIENT_ENV, artifacts, flow_runs, prefect_server, task_runs
@@ -65,7 +65,7 @@ def project(tmp_path: Path, name: str, extra: str = "", backend: str = "faiss") 
 
 def headwater(*args: str, env: dict[str, str] | None = None, **kw: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", *args],
+        [sys.executable, "-m", "headwater", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -77,7 +77,7 @@ def headwater(*args: str, env: dict[str, str] | None = None, **kw: Any) -> subpr
 def headwater_logged(*args: str, log: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     """A long-running command whose stderr goes to `log`, readable while it runs."""
     return subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", *args],
+        [sys.executable, "-m", "headwater", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log.open("w"),
@@ -130,7 +130,7 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
 
 
 def store_for(config: Path) -> VectorStore:
-    from connectors.registry import create_store
+    from headwater.connectors.registry import create_store
 
     return create_store(load_config(config))
 
@@ -147,7 +147,7 @@ def contents(config: Path) -> dict[str, tuple[str, str, list[float]]]:
 
 def cli_sync_json(config: Path) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "sync", "--json", "--config", str(config)],
+        [sys.executable, "-m", "headwater", "sync", "--json", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -303,10 +303,10 @@ def test_overlapping_flow_runs_wait_or_stop_clearly(
     def start(**env: str) -> subprocess.Popen[str]:
         return start_flow_run(config, {**client_env, **env})
 
-    from ingest.sync import SyncEngine
+    from headwater.compose import build_engine
 
     first = start()
-    probe = SyncEngine(load_config(config))
+    probe = build_engine(load_config(config))
     wait_for(probe.sync_running, 120, "the first run to take the lock", 0.1)
     impatient = start(HEADWATER_ORCHESTRATION__LOCK_WAIT_S="0")
     patient = start()

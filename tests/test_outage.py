@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import headwater.ingest.sync as sync_module
 import pytest
 
-import ingest.sync as sync_module
-from ingest.embedding import Embedder
-from ingest.errors import StoreUnavailableError
-from ingest.sync import SyncEngine
-from ingest.verify import verify
+from headwater.compose import build_engine
+from headwater.ingest.embedding import Embedder
+from headwater.ingest.errors import StoreUnavailableError
+from headwater.ingest.verify import verify
 
 from .conftest import make_config
 
@@ -99,21 +99,21 @@ def test_server_stopped_mid_run_then_next_run_completes(
             if batches == 2:
                 default_server.stop()
 
-    engine = SyncEngine(cfg, embedder=embedder, progress=stop_on_second_batch)
+    engine = build_engine(cfg, embedder=embedder, progress=stop_on_second_batch)
     with pytest.raises(StoreUnavailableError) as failed:
         engine.run()
     message = str(failed.value)
     assert f"the milvus store at {stoppable_server} failed to" in message
     assert "3 time(s) in a row" in message
     assert "run the sync again once the store is back" in message
-    committed = engine.manifest.entries()
+    committed = engine.state.manifest.entries()
     assert 0 < len(committed) < 11, "the first batch is committed, the rest is not"
     # Closing a client whose server is gone may complain; nothing is pending.
     with contextlib.suppress(Exception):
         engine.close()
 
     restart(default_server, stoppable_server)
-    again = SyncEngine(cfg, embedder=embedder)
+    again = build_engine(cfg, embedder=embedder)
     try:
         # The manifest never records what the store lacks: nothing it names is missing.
         before = verify(again)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from ingest.manifest import ManifestEntry
-from ingest.models import SourceFile
-from ingest.planning import plan
+from headwater.ingest.manifest import ManifestEntry
+from headwater.ingest.models import SourceFile
+from headwater.ingest.planning import plan
 
 
 def f(path: str, fp: str = "1:1", source: str = "s") -> SourceFile:

@@ -7,8 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
-from ingest.prefetch import Prefetch
+from headwater.ingest.prefetch import Prefetch
 
 
 def test_items_arrive_in_order_and_the_producer_stays_bounded() -> None:

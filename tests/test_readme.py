@@ -93,8 +93,8 @@ def test_readme_examples_run(project: Path, capsys: pytest.CaptureFixture[str]) 
 
     # The same schedule, served by Prefect: the config gives a deployment on that cron.
     if importlib.util.find_spec("prefect") is not None:
-        from flows.deployments import deployments
-        from ingest.config import load_config
+        from headwater.config import load_config
+        from headwater.flows.deployments import deployments
 
         config = str(project / "headwater.toml")
         (scheduled,) = [d for d in deployments(load_config(config), config) if d.schedules]

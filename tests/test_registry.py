@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors import registry
-from ingest.config import HeadwaterConfig
-from ingest.errors import ConfigError
-from ingest.models import CollectionSpec
+from headwater.config import HeadwaterConfig
+from headwater.connectors import registry
+from headwater.ingest.errors import ConfigError
+from headwater.ingest.models import CollectionSpec
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_third_party_backend_through_an_entry_point(
         "[headwater.stores]\nacme = connectors.stores.faiss:FaissStore\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert registry.store_backends()["acme"] == "connectors.stores.faiss:FaissStore"
+    assert registry.store_backends()["acme"] == "headwater.connectors.stores.faiss:FaissStore"
 
     config = HeadwaterConfig(
         sources=[],

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from ingest.api import KnowledgeBase
-from ingest.config import HeadwaterConfig
-from ingest.embedding import Embedder
+from headwater.api import KnowledgeBase
+from headwater.config import HeadwaterConfig
+from headwater.ingest.embedding import Embedder
 
 pytest.importorskip("langchain_core", reason="the langchain extra is not installed")
 pytest.importorskip("llama_index.core", reason="the llamaindex extra is not installed")
@@ -25,8 +25,8 @@ standard = pytest.importorskip(
 from langchain_core.documents import Document  # noqa: E402
 from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode  # noqa: E402
 
-from connectors.retrievers.langchain import HeadwaterRetriever  # noqa: E402
-from connectors.retrievers.llamaindex import HeadwaterRetriever as LlamaRetriever  # noqa: E402
+from headwater.connectors.retrievers.langchain import HeadwaterRetriever  # noqa: E402
+from headwater.connectors.retrievers.llamaindex import HeadwaterRetriever as LlamaRetriever  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from connectors.registry import create_source, create_store
-from connectors.sources.fsspec import FsspecSource, fingerprint
-from ingest.api import KnowledgeBase
-from ingest.cli import app
-from ingest.config import load_config
-from ingest.embedding import Embedder
-from ingest.errors import ConfigError, HeadwaterError
-from ingest.sync import SyncEngine
+from headwater.api import KnowledgeBase
+from headwater.cli import app
+from headwater.compose import build_engine
+from headwater.config import load_config
+from headwater.connectors.registry import create_source, create_store
+from headwater.connectors.sources.fsspec import FsspecSource, fingerprint
+from headwater.ingest.embedding import Embedder
+from headwater.ingest.errors import ConfigError, HeadwaterError
 
 from .conftest import SAMPLE_DOCS, make_config
 
@@ -190,12 +190,12 @@ def test_unreachable_bucket_deletes_nothing(
         assert kb.sync().file_counts()["added"] == 2
     gone = {**source, "path": f"s3://{name}-gone/kb"}
     config = make_config(tmp_path, SAMPLE_DOCS, sources=[gone], store={"backend": "faiss"})
-    engine = SyncEngine(config, embedder=embedder)
+    engine = build_engine(config, embedder=embedder)
     try:
         report = engine.run()
         assert "does not exist" in report.source_errors["bucket"]
         assert report.file_counts()["deleted"] == 0
-        assert engine.store.source_ids("bucket:handbook/welcome.md")
+        assert engine.state.store.source_ids("bucket:handbook/welcome.md")
     finally:
         engine.close()
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embedding import Embedder
-from ingest.errors import HeadwaterError
-from ingest.sync import SyncEngine
+from headwater.compose import build_engine
+from headwater.ingest.embedding import Embedder
+from headwater.ingest.engine import SyncEngine
+from headwater.ingest.errors import HeadwaterError
 
 from .conftest import make_config
 
@@ -47,7 +48,7 @@ def in_process(engine: SyncEngine) -> list[str]:
         seen.append(json.dumps(report.to_dict()))
     except HeadwaterError as exc:
         seen += [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
-    seen += [engine.store.location, engine.target, repr(engine.store)]
+    seen += [engine.state.store.location, engine.target, repr(engine.store)]
     try:
         engine.close()
     except Exception as exc:
@@ -73,7 +74,7 @@ def test_planted_secrets_appear_nowhere(
         docs,
         store={"milvus": {"uri": MILVUS_URI, "timeout": 2}, "retry": FAST_FAIL},
     )
-    seen += in_process(SyncEngine(milvus, embedder=embedder))
+    seen += in_process(build_engine(milvus, embedder=embedder))
     pytest.importorskip("weaviate")
     weaviate = make_config(
         tmp_path,
@@ -84,7 +85,7 @@ def test_planted_secrets_appear_nowhere(
             "retry": FAST_FAIL,
         },
     )
-    seen += in_process(SyncEngine(weaviate, embedder=embedder))
+    seen += in_process(build_engine(weaviate, embedder=embedder))
     seen.append(caplog.text)
 
     config = tmp_path / "headwater.toml"

@@ -8,21 +8,21 @@ from functools import cache
 import numpy as np
 import pytest
 
-from ingest.chunking import create_chunker
-from ingest.chunking.base import document_text
-from ingest.chunking.semantic import SemanticChunker
-from ingest.config import (
+from headwater.ingest.chunking import create_chunker
+from headwater.ingest.chunking.base import document_text
+from headwater.ingest.chunking.config import (
     ChunkingConfig,
     ElementsChunking,
     HeadersChunking,
-    LoadingConfig,
     RecursiveChunking,
     SemanticChunking,
     TokenChunking,
 )
-from ingest.embedding import Embedder, load_tokenizer
-from ingest.loading import load_document
-from ingest.models import Chunk, Document, SourceFile
+from headwater.ingest.chunking.semantic import SemanticChunker
+from headwater.ingest.config import LoadingConfig
+from headwater.ingest.embedding import Embedder, load_tokenizer
+from headwater.ingest.loading import load_document
+from headwater.ingest.models import Chunk, Document, SourceFile
 
 from .conftest import SAMPLE_DOCS
 

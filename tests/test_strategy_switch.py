@@ -6,8 +6,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest.models import FileStatus
-from ingest.sync import SyncEngine
+from headwater.ingest.engine import SyncEngine
+from headwater.ingest.models import FileStatus
 
 from .conftest import SAMPLE_DOCS
 

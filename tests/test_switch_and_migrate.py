@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from ingest.config import load_config
-from ingest.embedding import Embedder
-from ingest.errors import StoreError
-from ingest.migrate import migrate
-from ingest.sync import SyncEngine
+from headwater.compose import build_engine
+from headwater.config import load_config
+from headwater.ingest.embedding import Embedder
+from headwater.ingest.engine import SyncEngine
+from headwater.ingest.errors import StoreError
+from headwater.ingest.migrate import migrate
 
 from .conftest import ROOT, SAMPLE_DOCS, WeaviateEndpoint
 
@@ -68,7 +69,7 @@ def kb(tmp_path_factory: pytest.TempPathFactory, weaviate_endpoint: WeaviateEndp
 
 def top_documents(engine: SyncEngine, questions: list[dict[str, Any]]) -> list[str]:
     return [
-        engine.store.query(engine.embedder.embed_query(q["question"]), k=1)[0].metadata.path
+        engine.state.store.query(engine.embedder.embed_query(q["question"]), k=1)[0].metadata.path
         for q in questions
     ]
 
@@ -85,12 +86,12 @@ def test_one_environment_variable_switches_the_backend(
         monkeypatch.setenv("HEADWATER_STORE__BACKEND", backend)
         config = load_config(config_file)
         assert config.store.backend == backend
-        engine = SyncEngine(config, embedder=embedder)
+        engine = build_engine(config, embedder=embedder)
         try:
             report = engine.run()
             assert report.ok and report.file_counts()["added"] == 11
             chunks = report.chunk_counts()["written"]
-            assert engine.store.count() == chunks == engine.manifest.counts()[1]
+            assert engine.state.store.count() == chunks == engine.state.manifest.counts()[1]
             answers[backend] = top_documents(engine, sample_queries)
         finally:
             engine.close()
@@ -109,11 +110,11 @@ def test_migrate_from_milvus_lite_embeds_nothing(
 ) -> None:
     source_file = kb / "milvus.toml"
     source = load_config(source_file)
-    engine = SyncEngine(source, embedder=embedder)
+    engine = build_engine(source, embedder=embedder)
     try:
         engine.run()
-        held = engine.store.count()
-        before = {r.id: r for batch in engine.store.scan() for r in batch}
+        held = engine.state.store.count()
+        before = {r.id: r for batch in engine.state.store.scan() for r in batch}
     finally:
         engine.close()
 
@@ -124,7 +125,7 @@ def test_migrate_from_milvus_lite_embeds_nothing(
     shutil.copytree(kb / "docs", tmp_path / "docs")
     out = subprocess.run(
         [
-            *(sys.executable, "-m", "ingest.cli", "migrate", "--config", str(source_file)),
+            *(sys.executable, "-m", "headwater", "migrate", "--config", str(source_file)),
             *("--to", str(target), "--batch-size", "25", "--json"),
         ],
         capture_output=True,
@@ -136,7 +137,7 @@ def test_migrate_from_milvus_lite_embeds_nothing(
     assert result["copied"] == result["destination_count"] == held == len(before)
     assert result["embedded"] == 0 and result["documents"] == 11
 
-    moved = SyncEngine(load_config(target), embedder=embedder)
+    moved = build_engine(load_config(target), embedder=embedder)
     try:
         after = {r.id: r for batch in moved.store.scan() for r in batch}
         assert after.keys() == before.keys()
@@ -156,10 +157,10 @@ def test_failed_migration_leaves_the_destination_manifest_alone(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from connectors.stores.faiss import FaissStore
+    from headwater.connectors.stores.faiss import FaissStore
 
     source = load_config(kb / "milvus.toml")
-    SyncEngine(source, embedder=embedder).run()
+    build_engine(source, embedder=embedder).run()
     target = load_config(write_config(tmp_path, "faiss", weaviate_endpoint, collection="half"))
 
     calls = {"n": 0}
@@ -174,7 +175,7 @@ def test_failed_migration_leaves_the_destination_manifest_alone(
     monkeypatch.setattr(FaissStore, "upsert", failing_upsert)
     with pytest.raises(StoreError, match="disk full"):
         migrate(source, target, batch_size=20)
-    dest = SyncEngine(target, embedder=embedder)
+    dest = build_engine(target, embedder=embedder)
     try:
         assert dest.manifest.counts() == (0, 0)
     finally:

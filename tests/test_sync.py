@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.models import FileStatus, QueryFilter
-from ingest.sync import SyncEngine, SyncLockedError
+from headwater.ingest.engine import SyncEngine
+from headwater.ingest.models import FileStatus, QueryFilter
+from headwater.ingest.state import SyncLockedError
 
 from .conftest import SAMPLE_DOCS
 
@@ -29,9 +30,9 @@ def test_cold_sync_then_nothing_changed_then_edit_then_delete(
     n_docs = len([p for p in SAMPLE_DOCS.rglob("*") if p.is_file()])
     assert first.file_counts()["added"] == n_docs
     assert first.failures == []
-    total = engine.store.count()
+    total = engine.state.store.count()
     assert total == first.chunk_counts()["embedded"] == first.chunk_counts()["written"]
-    assert engine.manifest.counts() == (n_docs, total)
+    assert engine.state.manifest.counts() == (n_docs, total)
 
     # Nothing changed: nothing embedded, nothing written, nothing deleted.
     second = engine.run()
@@ -49,7 +50,7 @@ def test_cold_sync_then_nothing_changed_then_edit_then_delete(
             paragraph + " Our workshop parrot, Captain Spoke, greets visitors in Norwegian.",
         )
     )
-    doc_chunks = len(engine.store.source_ids("docs:handbook/welcome.md"))
+    doc_chunks = len(engine.state.store.source_ids("docs:handbook/welcome.md"))
     third = engine.run()
     changed = by_path(third)["handbook/welcome.md"]
     assert changed.status is FileStatus.CHANGED
@@ -57,24 +58,24 @@ def test_cold_sync_then_nothing_changed_then_edit_then_delete(
     assert 1 <= changed.embedded < doc_chunks
     assert third.chunk_counts()["embedded"] == changed.embedded
     assert changed.deleted == changed.embedded  # the edited chunks replaced their old versions
-    assert engine.store.count() == total
-    hit = engine.store.query(engine.embedder.embed_query("Who is Captain Spoke the parrot?"), k=1)[
-        0
-    ]
+    assert engine.state.store.count() == total
+    hit = engine.state.store.query(
+        engine.embedder.embed_query("Who is Captain Spoke the parrot?"), k=1
+    )[0]
     assert hit.metadata.path == "handbook/welcome.md" and "Captain Spoke" in hit.text
 
     # Delete one document: exactly its vectors go.
     gone = docs / "sales/q3-review.pptx"
-    gone_chunks = len(engine.store.source_ids("docs:sales/q3-review.pptx"))
+    gone_chunks = len(engine.state.store.source_ids("docs:sales/q3-review.pptx"))
     assert gone_chunks > 0
     gone.unlink()
     fourth = engine.run()
     assert by_path(fourth)["sales/q3-review.pptx"].status is FileStatus.DELETED
     assert fourth.chunk_counts()["deleted"] == gone_chunks
-    assert engine.store.count() == total - gone_chunks
-    assert engine.store.source_ids("docs:sales/q3-review.pptx") == set()
-    assert engine.store.count(QueryFilter(source_glob="sales/*")) == 0
-    assert engine.manifest.counts() == (n_docs - 1, total - gone_chunks)
+    assert engine.state.store.count() == total - gone_chunks
+    assert engine.state.store.source_ids("docs:sales/q3-review.pptx") == set()
+    assert engine.state.store.count(QueryFilter(source_glob="sales/*")) == 0
+    assert engine.state.manifest.counts() == (n_docs - 1, total - gone_chunks)
 
 
 def small_docs(tmp_path: Path, *rels: str) -> Path:
@@ -114,11 +115,11 @@ def test_bad_file_is_reported_and_the_run_goes_on(tmp_path: Path, engine_factory
     assert set(reasons) == {"broken.pdf", "empty.txt"}
     assert "empty" in (reasons["empty.txt"] or "")
     assert report.to_dict()["failures"][0]["reason"]
-    stored = engine.store.count()
+    stored = engine.state.store.count()
     # Failed files are retried on the next run, and nothing stored is lost.
     again = engine.run()
     assert {f.path for f in again.failures} == {"broken.pdf", "empty.txt"}
-    assert engine.store.count() == stored
+    assert engine.state.store.count() == stored
     (root / "empty.txt").write_text("Bike storage is in the basement, next to the showers.")
     fixed = engine.run()
     assert by_path(fixed)["empty.txt"].status is FileStatus.ADDED
@@ -141,7 +142,7 @@ def test_moved_chunks_get_fresh_metadata_without_reembedding(
     assert f.written > f.embedded  # moved chunks were rewritten with their stored vectors
     stored = {
         r.id: r.chunk.metadata
-        for r in engine.store.fetch(engine.store.source_ids("docs:handbook/welcome.md"))
+        for r in engine.state.store.fetch(engine.state.store.source_ids("docs:handbook/welcome.md"))
     }
     assert sorted(m.position for m in stored.values()) == list(range(f.chunks))
 
@@ -153,25 +154,27 @@ def test_rows_left_by_an_interrupted_run_are_cleaned_up(
     engine = engine_factory(root)
     engine.run()
     # Simulate a killed run that wrote rows for an older version but never committed.
-    (orphan,) = engine.store.fetch(sorted(engine.store.source_ids("docs:it/security-faq.txt"))[:1])
+    (orphan,) = engine.state.store.fetch(
+        sorted(engine.state.store.source_ids("docs:it/security-faq.txt"))[:1]
+    )
     from dataclasses import replace
 
-    from ingest.models import VectorRecord
+    from headwater.ingest.models import VectorRecord
 
     ghost = VectorRecord(replace(orphan.chunk, id="f" * 32, text="stale text"), orphan.vector)
-    engine.store.upsert([ghost])
+    engine.state.store.upsert([ghost])
     (root / "it/security-faq.txt").write_text(
         (root / "it/security-faq.txt").read_text() + "\nNew line."
     )
     engine.run()
-    assert engine.store.existing_ids(["f" * 32]) == set()
-    assert engine.store.count() == engine.manifest.counts()[1]
+    assert engine.state.store.existing_ids(["f" * 32]) == set()
+    assert engine.state.store.count() == engine.state.manifest.counts()[1]
 
 
 def test_second_sync_on_the_same_state_is_refused(tmp_path: Path, engine_factory: Factory) -> None:
     root = small_docs(tmp_path, "it/security-faq.txt")
     engine = engine_factory(root)
-    with engine.lock(), pytest.raises(SyncLockedError, match="another sync is running"):
+    with engine.state.lock(), pytest.raises(SyncLockedError, match="another sync is running"):
         engine_factory(root).run()
 
 
@@ -179,11 +182,11 @@ def test_missing_source_folder_deletes_nothing(tmp_path: Path, engine_factory: F
     root = small_docs(tmp_path)
     engine = engine_factory(root)
     engine.run()
-    count = engine.store.count()
+    count = engine.state.store.count()
     shutil.move(root, tmp_path / "unmounted")
     report = engine.run()
     assert "docs" in report.source_errors
-    assert engine.store.count() == count
+    assert engine.state.store.count() == count
     assert not report.ok
 
 
@@ -195,7 +198,7 @@ def test_sample_queries_find_their_documents(
     top1 = top3 = 0
     misses = []
     for q in sample_queries:
-        hits = engine.store.query(engine.embedder.embed_query(q["question"]), k=3)
+        hits = engine.state.store.query(engine.embedder.embed_query(q["question"]), k=3)
         paths = [h.metadata.path for h in hits]
         top1 += paths[0] == q["expected_source"]
         top3 += q["expected_source"] in paths

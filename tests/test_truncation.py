@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunking import create_chunker
-from ingest.cli import _print_summary
-from ingest.config import RecursiveChunking
-from ingest.embedding import content_window, input_window
-from ingest.loading import load_document
-from ingest.sync import SyncEngine
+from headwater.cli import _print_summary
+from headwater.ingest.chunking import create_chunker
+from headwater.ingest.chunking.config import RecursiveChunking
+from headwater.ingest.embedding import content_window, input_window
+from headwater.ingest.engine import SyncEngine
+from headwater.ingest.loading import load_document
 
 from .conftest import SAMPLE_DOCS
 from .test_cli import headwater

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from ingest.models import VectorRecord
-from ingest.sync import SyncEngine
-from ingest.verify import SourceDrift, verify
+from headwater.ingest.engine import SyncEngine
+from headwater.ingest.models import VectorRecord
+from headwater.ingest.verify import SourceDrift, verify
 
 from .conftest import ROOT
 from .test_sync import small_docs
@@ -28,18 +28,18 @@ def test_drift_is_reported_per_document_and_repaired(
     assert verify(engine).ok
 
     faq, runbook = "docs:it/security-faq.txt", "docs:engineering/oncall-runbook.html"
-    lost = sorted(engine.store.source_ids(runbook))[:2]
-    engine.store.delete_ids(lost)  # as if a write never reached the store
-    (orphan,) = engine.store.fetch(sorted(engine.store.source_ids(faq))[:1])
+    lost = sorted(engine.state.store.source_ids(runbook))[:2]
+    engine.state.store.delete_ids(lost)  # as if a write never reached the store
+    (orphan,) = engine.state.store.fetch(sorted(engine.state.store.source_ids(faq))[:1])
     ghost = VectorRecord(replace(orphan.chunk, id="e" * 32), orphan.vector)
-    engine.store.upsert([ghost])  # as if a killed run wrote it and never committed
+    engine.state.store.upsert([ghost])  # as if a killed run wrote it and never committed
 
     report = verify(engine)
     assert report.drift == [SourceDrift(runbook, missing=2, extra=0), SourceDrift(faq, 0, 1)]
-    assert not report.repaired and engine.store.existing_ids(["e" * 32]) == {"e" * 32}
+    assert not report.repaired and engine.state.store.existing_ids(["e" * 32]) == {"e" * 32}
 
     assert verify(engine, repair=True).repaired
-    assert engine.store.existing_ids(["e" * 32]) == set()
+    assert engine.state.store.existing_ids(["e" * 32]) == set()
     assert engine.embedding_cache is not None
     engine.embedding_cache.clear()  # else the lost chunks' vectors come back from it
     again = engine.run()
@@ -56,7 +56,9 @@ def test_cli_exit_code_says_whether_store_and_manifest_agree(
     root = small_docs(tmp_path, "it/security-faq.txt")
     engine = engine_factory(root, store={"backend": "faiss"})
     engine.run()
-    engine.store.delete_ids(sorted(engine.store.source_ids("docs:it/security-faq.txt"))[:1])
+    engine.state.store.delete_ids(
+        sorted(engine.state.store.source_ids("docs:it/security-faq.txt"))[:1]
+    )
     engine.close()
     config = tmp_path / "headwater.toml"
     config.write_text(
@@ -65,7 +67,7 @@ def test_cli_exit_code_says_whether_store_and_manifest_agree(
     )
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "ingest.cli", "verify", "--config", str(config), *args]
+        cmd = [sys.executable, "-m", "headwater", "verify", "--config", str(config), *args]
         return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
 
     found = run("--json")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.watch import settle
-from ingest.config import load_config
-from ingest.planning import Scope
-from ingest.sync import SyncEngine
+from headwater.config import load_config
+from headwater.flows.watch import settle
+from headwater.ingest.engine import SyncEngine
+from headwater.ingest.planning import Scope
 
 from .conftest import SAMPLE_DOCS
 
@@ -99,7 +99,7 @@ def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
 
 def _headwater(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args],
+        [sys.executable, "-m", "headwater", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -128,7 +128,7 @@ def test_watch_in_process_ingests_new_changed_and_deleted_files(tmp_path: Path) 
     assert _headwater("sync", "--config", str(config), env=env).returncode == 0
     log = tmp_path / "watch.log"
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", "watch", "--config", str(config), "--json"],
+        [sys.executable, "-m", "headwater", "watch", "--config", str(config), "--json"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=log.open("w"),
@@ -192,8 +192,8 @@ def test_watch_in_process_ingests_new_changed_and_deleted_files(tmp_path: Path) 
 
 HOLD = """
 import sys, time
-from connectors.registry import create_store
-from ingest.config import load_config
+from headwater.connectors.registry import create_store
+from headwater.config import load_config
 store = create_store(load_config(sys.argv[1]))
 store.count()
 print("holding", flush=True)

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from connectors.registry import store_options
-from connectors.stores.weaviate import (
+from headwater.connectors.registry import store_options
+from headwater.connectors.stores.weaviate import (
     WeaviateConfig,
     WeaviateStore,
     class_name,
     object_uuid,
     resolve_endpoint,
 )
-from ingest.errors import ConfigError, MissingExtraError, StoreError
-from ingest.models import CollectionSpec
+from headwater.ingest.errors import ConfigError, MissingExtraError, StoreError
+from headwater.ingest.models import CollectionSpec
 from tests.contract.test_vector_store import record
 
 if TYPE_CHECKING:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.config import HeadwaterConfig
-from ingest.models import FileResult, FileStatus, SourceFile
-from ingest.planning import PlannedFile
-from ingest.prepare import Prepared, PreparedFile, Preparer
-from ingest.workers import ProcessPool, executor_for
+from headwater.config import HeadwaterConfig
+from headwater.ingest.models import FileResult, FileStatus, SourceFile
+from headwater.ingest.planning import PlannedFile
+from headwater.ingest.prepare import Prepared, PreparedFile, Preparer
+from headwater.ingest.workers import ProcessPool, executor_for
 
 
 class Misbehaving(Preparer):

@@ -7,15 +7,12 @@ id, ``source:path``), ``path``, ``page``/``pages``, ``section``, ``file_type``, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from headwater.ingest.errors import MissingExtraError
+from headwater.ingest.models import QueryFilter
+from headwater.ingest.search import TextSearch, as_filter, hit_metadata
 from pydantic import field_validator
-
-from ingest.api import KnowledgeBase, as_filter, hit_metadata
-from ingest.config import HeadwaterConfig
-from ingest.errors import MissingExtraError
-from ingest.models import QueryFilter
 
 try:
     from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -29,7 +26,7 @@ class HeadwaterRetriever(BaseRetriever):
     """The `k` chunks closest to the query, as Documents. ``invoke(q, k=3, filters=...)``
     overrides `k` and `filters` for one call."""
 
-    knowledge_base: KnowledgeBase
+    knowledge_base: TextSearch
     k: int = 4
     filters: QueryFilter | None = None
 
@@ -37,13 +34,6 @@ class HeadwaterRetriever(BaseRetriever):
     @classmethod
     def _filters_from_mapping(cls, value: Any) -> Any:
         return as_filter(value) if isinstance(value, Mapping) else value
-
-    @classmethod
-    def from_config(
-        cls, config: str | Path | HeadwaterConfig | None = None, **kwargs: Any
-    ) -> HeadwaterRetriever:
-        """A retriever over the knowledge base a config file describes (opened lazily)."""
-        return cls(knowledge_base=KnowledgeBase.open(config), **kwargs)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

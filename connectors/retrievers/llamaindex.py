@@ -6,12 +6,10 @@ Returns ``NodeWithScore(TextNode)``s carrying Headwater's metadata (``source``, 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from ingest.api import Filters, KnowledgeBase, as_filter, hit_metadata
-from ingest.config import HeadwaterConfig
-from ingest.errors import MissingExtraError
+from headwater.ingest.errors import MissingExtraError
+from headwater.ingest.search import Filters, TextSearch, as_filter, hit_metadata
 
 try:
     from llama_index.core.retrievers import BaseRetriever
@@ -27,19 +25,12 @@ class HeadwaterRetriever(BaseRetriever):
     """The `k` chunks closest to the query, as scored text nodes."""
 
     def __init__(
-        self, knowledge_base: KnowledgeBase, k: int = 4, filters: Filters = None, **kwargs: Any
+        self, knowledge_base: TextSearch, k: int = 4, filters: Filters = None, **kwargs: Any
     ) -> None:
         self.knowledge_base = knowledge_base
         self.k = k
         self.filters = as_filter(filters)
         super().__init__(**kwargs)
-
-    @classmethod
-    def from_config(
-        cls, config: str | Path | HeadwaterConfig | None = None, **kwargs: Any
-    ) -> HeadwaterRetriever:
-        """A retriever over the knowledge base a config file describes (opened lazily)."""
-        return cls(KnowledgeBase.open(config), **kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self.knowledge_base.search(query_bundle.query_str, k=self.k, filters=self.filters)

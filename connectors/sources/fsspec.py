@@ -16,11 +16,10 @@ from typing import Any
 import fsspec
 from fsspec.core import url_to_fs
 from fsspec.spec import AbstractFileSystem
-
-from connectors.sources.local import globs
-from ingest.errors import ConfigError, HeadwaterError, LoadError
-from ingest.models import SourceFile
-from ingest.source import redact_url
+from headwater.connectors.sources.local import globs
+from headwater.ingest.errors import ConfigError, HeadwaterError, LoadError
+from headwater.ingest.models import SourceFile
+from headwater.ingest.source import redact_url
 
 EXTRAS = {
     "s3": "s3",

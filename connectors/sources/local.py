@@ -9,9 +9,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pathspec
-
-from ingest.errors import HeadwaterError, LoadError
-from ingest.models import SourceFile
+from headwater.ingest.errors import HeadwaterError, LoadError
+from headwater.ingest.models import SourceFile
 
 
 def globs(patterns: Sequence[str]) -> pathspec.PathSpec:

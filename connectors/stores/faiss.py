@@ -32,11 +32,17 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Literal, ParamSpec, TypeVar
 
 import numpy as np
+from headwater.ingest.errors import MissingExtraError, StoreError
+from headwater.ingest.models import (
+    Chunk,
+    ChunkMetadata,
+    CollectionSpec,
+    QueryFilter,
+    QueryHit,
+    VectorRecord,
+)
+from headwater.ingest.store import VectorStore
 from pydantic import BaseModel, ConfigDict, Field
-
-from ingest.errors import MissingExtraError, StoreError
-from ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, QueryHit, VectorRecord
-from ingest.store import VectorStore
 
 if TYPE_CHECKING:
     import numpy.typing as npt

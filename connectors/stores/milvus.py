@@ -10,17 +10,23 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from ingest.errors import (
+from headwater.ingest.errors import (
     MissingExtraError,
     StoreBusyError,
     StoreError,
     StoreUnavailableError,
     redact,
 )
-from ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, QueryHit, VectorRecord
-from ingest.store import VectorStore
+from headwater.ingest.models import (
+    Chunk,
+    ChunkMetadata,
+    CollectionSpec,
+    QueryFilter,
+    QueryHit,
+    VectorRecord,
+)
+from headwater.ingest.store import VectorStore
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient

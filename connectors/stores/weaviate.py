@@ -13,11 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlsplit
 
+from headwater.ingest.errors import HeadwaterError, MissingExtraError, StoreError
+from headwater.ingest.models import (
+    Chunk,
+    ChunkMetadata,
+    CollectionSpec,
+    QueryFilter,
+    QueryHit,
+    VectorRecord,
+)
+from headwater.ingest.store import VectorStore
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-
-from ingest.errors import HeadwaterError, MissingExtraError, StoreError
-from ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, QueryHit, VectorRecord
-from ingest.store import VectorStore
 
 if TYPE_CHECKING:
     from weaviate import WeaviateClient

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from ingest.config import (
+from headwater.ingest.chunking.config import (
     ChunkingConfig,
     ElementsChunking,
     HeadersChunking,
@@ -23,10 +23,10 @@ from ingest.config import (
     SemanticChunking,
     TokenChunking,
 )
-from ingest.models import Chunk, Document
+from headwater.ingest.models import Chunk, Document
 
 if TYPE_CHECKING:
-    from ingest.embedding import Embedder
+    from headwater.ingest.embedding import Embedder
 
 
 class Chunker(Protocol):
@@ -49,23 +49,23 @@ def create_chunker(
     `embedder` (shared with the sync so the model loads once), or loads the model itself.
     """
     if isinstance(config, RecursiveChunking):
-        from ingest.chunking.recursive import RecursiveChunker
+        from headwater.ingest.chunking.recursive import RecursiveChunker
 
         return RecursiveChunker(config, embedding_model)
     if isinstance(config, TokenChunking):
-        from ingest.chunking.token import TokenChunker
+        from headwater.ingest.chunking.token import TokenChunker
 
         return TokenChunker(config, embedding_model)
     if isinstance(config, HeadersChunking):
-        from ingest.chunking.headers import HeadersChunker
+        from headwater.ingest.chunking.headers import HeadersChunker
 
         return HeadersChunker(config, embedding_model)
     if isinstance(config, ElementsChunking):
-        from ingest.chunking.elements import ElementsChunker
+        from headwater.ingest.chunking.elements import ElementsChunker
 
         return ElementsChunker(config, embedding_model)
     if isinstance(config, SemanticChunking):
-        from ingest.chunking.semantic import SemanticChunker
+        from headwater.ingest.chunking.semantic import SemanticChunker
 
         return SemanticChunker(config, embedding_model, embedder)
     raise TypeError(f"no chunker for {type(config).__name__}")

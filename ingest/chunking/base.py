@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any, ClassVar, Literal, Protocol
 
-from ingest.ids import chunk_ids, settings_key
-from ingest.models import Chunk, ChunkMetadata, Document, Element
+from headwater.ingest.ids import chunk_ids, settings_key
+from headwater.ingest.models import Chunk, ChunkMetadata, Document, Element
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def build_chunks(
 
 def token_budget(model: str, size: int | None) -> int:
     """`size` model tokens, capped so that a chunk plus special tokens fits the model's window."""
-    from ingest.embedding import content_window
+    from headwater.ingest.embedding import content_window
 
     window = content_window(model)
     if size is None:
@@ -248,7 +248,7 @@ def length_function(unit: str, model: str) -> Callable[[str], int]:
     """How a strategy measures text: characters, or tokens of the embedding model."""
     if unit == "chars":
         return len
-    from ingest.embedding import token_counter
+    from headwater.ingest.embedding import token_counter
 
     return token_counter(model)
 

@@ -7,10 +7,10 @@ from functools import cached_property
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from ingest.chunking.base import Outline, Piece, Span, build_chunks, document_text, locate
-from ingest.config import ElementsChunking
-from ingest.ids import settings_key
-from ingest.models import Chunk, Document, Element
+from headwater.ingest.chunking.base import Outline, Piece, Span, build_chunks, document_text, locate
+from headwater.ingest.chunking.config import ElementsChunking
+from headwater.ingest.ids import settings_key
+from headwater.ingest.models import Chunk, Document, Element
 
 if TYPE_CHECKING:
     from unstructured.documents.elements import Element as UnstructuredElement

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from ingest.chunking.base import (
+from headwater.ingest.chunking.base import (
     Piece,
     Section,
     Span,
@@ -15,9 +15,9 @@ from ingest.chunking.base import (
     heading_paths,
     locate,
 )
-from ingest.chunking.recursive import RecursiveChunker, recursive_splitter
-from ingest.config import HeadersChunking, RecursiveChunking
-from ingest.models import Chunk, Document
+from headwater.ingest.chunking.recursive import RecursiveChunker, recursive_splitter
+from headwater.ingest.chunking.config import HeadersChunking, RecursiveChunking
+from headwater.ingest.models import Chunk, Document
 
 _ALGORITHM_VERSION = 1
 """Bump when the splitting logic changes, so stored chunks are rebuilt."""

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from ingest.chunking.base import (
+from headwater.ingest.chunking.base import (
     Piece,
     Section,
     Span,
@@ -17,8 +17,8 @@ from ingest.chunking.base import (
     merge_small,
     sections,
 )
-from ingest.config import RecursiveChunking
-from ingest.models import Chunk, Document
+from headwater.ingest.chunking.config import RecursiveChunking
+from headwater.ingest.models import Chunk, Document
 
 if TYPE_CHECKING:
     from langchain_text_splitters import RecursiveCharacterTextSplitter

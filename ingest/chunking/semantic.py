@@ -8,8 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from ingest.chunking.base import (
+from headwater.ingest.chunking.base import (
     Outline,
     Piece,
     Span,
@@ -19,13 +18,14 @@ from ingest.chunking.base import (
     locate,
     token_budget,
 )
-from ingest.chunking.recursive import recursive_splitter
-from ingest.config import EmbeddingConfig, SemanticChunking
-from ingest.ids import settings_key
-from ingest.models import Chunk, Document
+from headwater.ingest.chunking.recursive import recursive_splitter
+from headwater.ingest.chunking.config import SemanticChunking
+from headwater.ingest.config import EmbeddingConfig
+from headwater.ingest.ids import settings_key
+from headwater.ingest.models import Chunk, Document
 
 if TYPE_CHECKING:
-    from ingest.embedding import Embedder
+    from headwater.ingest.embedding import Embedder
 
 _ALGORITHM_VERSION = 1
 """Bump when the splitting logic changes, so stored chunks are rebuilt."""
@@ -72,7 +72,7 @@ class SemanticChunker:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            from ingest.embedding import Embedder
+            from headwater.ingest.embedding import Embedder
 
             self._embedder = Embedder(EmbeddingConfig(model=self.embedding_model))
         return self._embedder

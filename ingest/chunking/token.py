@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from ingest.chunking.base import (
+from headwater.ingest.chunking.base import (
     Outline,
     Piece,
     Section,
@@ -16,11 +16,11 @@ from ingest.chunking.base import (
     sections,
     token_budget,
 )
-from ingest.config import TokenChunking
-from ingest.embedding import token_offsets
-from ingest.errors import ConfigError
-from ingest.ids import settings_key
-from ingest.models import Chunk, Document
+from headwater.ingest.chunking.config import TokenChunking
+from headwater.ingest.embedding import token_offsets
+from headwater.ingest.errors import ConfigError
+from headwater.ingest.ids import settings_key
+from headwater.ingest.models import Chunk, Document
 
 _ALGORITHM_VERSION = 1
 """Bump when the splitting logic changes, so stored chunks are rebuilt."""

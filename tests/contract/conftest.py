@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.store import VectorStore
+from headwater.ingest.store import VectorStore
 
 StoreFactory = Callable[[], VectorStore]
 
 
 def _milvus_lite(tmp_path: Path) -> StoreFactory:
-    from connectors.stores.milvus import MilvusConfig, MilvusStore
+    from headwater.connectors.stores.milvus import MilvusConfig, MilvusStore
 
     def make() -> VectorStore:
         return MilvusStore(
@@ -25,7 +25,7 @@ def _milvus_lite(tmp_path: Path) -> StoreFactory:
 
 
 def _milvus_server(tmp_path: Path, uri: str) -> StoreFactory:
-    from connectors.stores.milvus import MilvusConfig, MilvusStore
+    from headwater.connectors.stores.milvus import MilvusConfig, MilvusStore
 
     # One collection per test on a shared server.
     collection = "contract_" + uuid.uuid4().hex[:12]
@@ -37,7 +37,7 @@ def _milvus_server(tmp_path: Path, uri: str) -> StoreFactory:
 
 
 def _faiss(tmp_path: Path, index: str) -> StoreFactory:
-    from connectors.stores.faiss import FaissConfig, FaissStore
+    from headwater.connectors.stores.faiss import FaissConfig, FaissStore
 
     # A small nlist so the 10,000-vector test trains IVF; a small M keeps HNSW builds quick.
     config = FaissConfig.model_validate({"index": index, "nlist": 16, "hnsw_m": 16})
@@ -49,7 +49,7 @@ def _faiss(tmp_path: Path, index: str) -> StoreFactory:
 
 
 def _weaviate(tmp_path: Path, url: str, grpc_port: int | None = None) -> StoreFactory:
-    from connectors.stores.weaviate import WeaviateConfig, WeaviateStore
+    from headwater.connectors.stores.weaviate import WeaviateConfig, WeaviateStore
 
     config = WeaviateConfig(url=url, grpc_port=grpc_port)
     # One collection per test on a shared server.

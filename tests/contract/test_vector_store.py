@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from ingest.errors import StoreError
-from ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, VectorRecord
-from ingest.store import VectorStore
+from headwater.ingest.errors import StoreError
+from headwater.ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, VectorRecord
+from headwater.ingest.store import VectorStore
 
 from .conftest import StoreFactory
 

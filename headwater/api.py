@@ -1,7 +1,7 @@
 """The Python API: open a configured knowledge base, search it, sync it. No Prefect needed.
 
 ```python
-from ingest.api import KnowledgeBase
+from headwater import KnowledgeBase
 
 with KnowledgeBase.open("headwater.toml") as kb:
     for hit in kb.search("How many vacation days?", k=3, filters={"file_types": ["pdf"]}):
@@ -11,30 +11,20 @@ with KnowledgeBase.open("headwater.toml") as kb:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.config import HeadwaterConfig, load_config
-from ingest.errors import StoreError
-from ingest.models import QueryFilter, QueryHit
+from headwater.compose import build_embedder, build_engine, build_store
+from headwater.config import HeadwaterConfig, load_config
+from headwater.ingest.errors import StoreError
+from headwater.ingest.models import QueryHit
+from headwater.ingest.search import Filters, as_filter, hit_metadata
 
 if TYPE_CHECKING:
-    from ingest.embedding import Embedder
-    from ingest.report import SyncReport
-    from ingest.store import VectorStore
-
-Filters = QueryFilter | Mapping[str, Any] | None
-"""A `QueryFilter`, or its fields as a mapping (``{"source_glob": "policies/*"}``)."""
-
-
-def as_filter(filters: Filters) -> QueryFilter | None:
-    """`filters` as a `QueryFilter`; a mapping's unknown keys raise, naming them."""
-    if filters is None or isinstance(filters, QueryFilter):
-        return filters
-    return QueryFilter.from_mapping(filters)
+    from headwater.ingest.embedding import Embedder
+    from headwater.ingest.report import SyncReport
+    from headwater.ingest.store import VectorStore
 
 
 class KnowledgeBase:
@@ -69,15 +59,11 @@ class KnowledgeBase:
 
     @cached_property
     def embedder(self) -> Embedder:
-        from ingest.embedding import Embedder
-
-        return self._embedder or Embedder(self.config.embedding)
+        return self._embedder or build_embedder(self.config)
 
     @cached_property
     def store(self) -> VectorStore:
-        from connectors.registry import create_store
-
-        return self._store or create_store(self.config)
+        return self._store or build_store(self.config)
 
     def search(self, text: str, k: int = 5, filters: Filters = None) -> list[QueryHit]:
         """The `k` chunks closest to `text` (highest score first) that pass `filters`."""
@@ -103,14 +89,16 @@ class KnowledgeBase:
 
     def sync(self, *, wait: float = 0) -> SyncReport:
         """Bring the store in step with the configured sources (see `headwater sync`)."""
-        from ingest.sync import SyncEngine
-
-        engine = SyncEngine(self.config, store=self.store, embedder=self.embedder)
+        engine = build_engine(self.config, store=self.store, embedder=self.embedder)
         try:
             return engine.run(wait=wait)
         finally:
-            # The store stays open for searches; only the engine's manifest is closed.
-            engine.manifest.close()
+            # The store stays open for searches; the rest of the engine is closed.
+            engine.state.manifest.close()
+            if engine.embedding_cache is not None:
+                engine.embedding_cache.close()
+            if engine.executor is not None:
+                engine.executor.shutdown()
 
     def close(self) -> None:
         """Release the store (safe to call twice)."""
@@ -123,20 +111,17 @@ class KnowledgeBase:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def as_langchain_retriever(self, **kwargs: Any) -> Any:
+        """A LangChain retriever over this knowledge base (needs the `langchain` extra)."""
+        from headwater.connectors.retrievers.langchain import HeadwaterRetriever
 
-def hit_metadata(hit: QueryHit) -> dict[str, Any]:
-    """A hit's id, score and metadata as flat values, the shape frameworks and JSON want.
+        return HeadwaterRetriever(knowledge_base=self, **kwargs)
 
-    ``source`` is the document id (``source:path``), as LangChain's loaders and
-    ``headwater query --json`` use it; the source's configured name is ``source_name``.
-    """
-    m = hit.metadata
-    flat = asdict(m)
-    flat.update(
-        source=m.source_id,
-        source_name=m.source,
-        page=m.page,
-        pages=list(m.pages),
-        element_types=list(m.element_types),
-    )
-    return {"id": hit.id, "score": hit.score, **flat}
+    def as_llamaindex_retriever(self, **kwargs: Any) -> Any:
+        """A LlamaIndex retriever over this knowledge base (needs the `llamaindex` extra)."""
+        from headwater.connectors.retrievers.llamaindex import HeadwaterRetriever
+
+        return HeadwaterRetriever(self, **kwargs)
+
+
+__all__ = ["Filters", "KnowledgeBase", "as_filter", "hit_metadata"]

@@ -23,10 +23,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ingest.config import HeadwaterConfig, load_config
-from ingest.errors import HeadwaterError
-from ingest.report import SyncReport
-from ingest.source import is_url, redact_url
+from headwater import __version__
+from headwater.config import HeadwaterConfig, load_config
+from headwater.ingest.errors import HeadwaterError
+from headwater.ingest.report import SyncReport
+from headwater.ingest.source import is_url, redact_url
 
 app = typer.Typer(
     help="Keep a vector knowledge base in step with your documents.",
@@ -35,6 +36,28 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+
+
+def _version(show: bool) -> None:
+    if show:
+        print(f"headwater {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Keep a vector knowledge base in step with your documents."""
+
 
 ConfigOption = Annotated[
     Path | None,
@@ -98,12 +121,12 @@ def sync(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Bring the store in step with the sources: embed what is new, delete what is gone."""
-    from ingest.sync import SyncEngine
+    from headwater.compose import build_engine
 
     _setup_logging(verbose)
     cfg = _config(config)
     with _progress(disable=as_json) as progress:
-        engine = SyncEngine(cfg, progress=progress)
+        engine = build_engine(cfg, progress=progress)
         try:
             report = engine.run(wait=wait, retry_failed=retry_failed)
         finally:
@@ -148,7 +171,7 @@ def _when_free(cfg: HeadwaterConfig, read: Callable[[], T], wait: float) -> T:
     Milvus Lite opens its file in one process at a time; `watch`, `serve` and `sync`
     hold it only while a run is in progress, so a reader waits seconds, not forever.
     """
-    from ingest.errors import StoreBusyError
+    from headwater.ingest.errors import StoreBusyError
 
     deadline = time.monotonic() + wait
     told = False
@@ -182,8 +205,8 @@ def query(
     wait: BUSY_WAIT = 120,
 ) -> None:
     """Search the store: rank, score, source, page and a snippet per result."""
-    from ingest.api import KnowledgeBase, hit_metadata
-    from ingest.models import QueryFilter
+    from headwater.api import KnowledgeBase, hit_metadata
+    from headwater.ingest.models import QueryFilter
 
     _setup_logging(False)
     cfg = _config(config)
@@ -230,10 +253,11 @@ def migrate(
 ) -> None:
     """Copy every chunk with its vector into another store (no embedding), verify, and
     record the manifest for it: then sync with the --to config."""
-    from ingest.migrate import migrate as run_migration
+    from headwater.compose import build_state
+    from headwater.ingest.migrate import migrate as run_migration
 
     _setup_logging(False)
-    source, destination = _config(config), load_config(to)
+    source, destination = build_state(_config(config)), build_state(load_config(to))
     with _progress(disable=as_json) as progress:
         report = run_migration(source, destination, batch_size=batch_size, progress=progress)
     if as_json:
@@ -267,15 +291,15 @@ def verify(
     After --repair, run `headwater sync`: it reloads the documents that were missing
     chunks and embeds only what the store lacks.
     """
-    from ingest.sync import SyncEngine
-    from ingest.verify import verify as run_verify
+    from headwater.compose import build_state
+    from headwater.ingest.verify import verify as run_verify
 
     _setup_logging(False)
-    engine = SyncEngine(_config(config))
+    state = build_state(_config(config))
     try:
-        report = run_verify(engine, repair=repair)
+        report = run_verify(state, repair=repair)
     finally:
-        engine.close()
+        state.close()
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -296,21 +320,19 @@ def verify(
 @app.command()
 def status(config: ConfigOption = None, wait: BUSY_WAIT = 120) -> None:
     """What is configured and what the manifest and store hold."""
-    from ingest.sync import SyncEngine
+    from headwater.compose import build_state
 
     _setup_logging(False)
     cfg = _config(config)
-    engine = SyncEngine(cfg)
+    state = build_state(cfg)
     try:
-        running = engine.sync_running()
-        docs, chunks = engine.manifest.counts()
-        last = engine.manifest.last_commit()
-        stored = _when_free(cfg, engine.store.count, wait)
+        running = state.sync_running()
+        docs, chunks = state.manifest.counts()
+        last = state.manifest.last_commit()
+        stored = _when_free(cfg, state.store.count, wait)
     finally:
-        engine.close()
-    console.print(
-        f"store: {cfg.store.backend} {engine.store.location} (collection {cfg.store.collection})"
-    )
+        state.close()
+    console.print(f"store: {state.describe}")
     console.print(f"model: {cfg.embedding.model} (device {cfg.embedding.device})")
     console.print(f"state: {cfg.state_dir}")
     for s in cfg.sources:
@@ -331,7 +353,7 @@ def _flows(what: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec("prefect") is None:
-        from ingest.errors import MissingExtraError
+        from headwater.ingest.errors import MissingExtraError
 
         raise MissingExtraError(what, "prefect")
 
@@ -343,8 +365,8 @@ def serve(config: ConfigOption = None) -> None:
     Needs PREFECT_API_URL (a `prefect server start` on this machine, or your server/Cloud).
     """
     _flows("`headwater serve`")
-    from flows.deployments import serve as serve_deployments
-    from flows.sync import config_file
+    from headwater.flows.deployments import serve as serve_deployments
+    from headwater.flows.sync import config_file
 
     _setup_logging(False)
     cfg = _config(config)
@@ -371,7 +393,7 @@ def watch(
     With PREFECT_API_URL set, each batch is sent as a Prefect event that the
     `headwater serve` file-event deployment turns into a run; otherwise the run happens here.
     """
-    from flows.watch import EventEmitter, InProcessRunner, batches
+    from headwater.flows.watch import EventEmitter, InProcessRunner, batches
 
     _setup_logging(False)
     cfg = _config(config)
@@ -380,12 +402,12 @@ def watch(
         import importlib.util
 
         if importlib.util.find_spec("prefect") is not None:
-            from flows.deployments import api_url
+            from headwater.flows.deployments import api_url
 
             use_prefect = bool(api_url())
     if use_prefect:
-        from flows.deployments import require_api
-        from flows.sync import config_file
+        from headwater.flows.deployments import require_api
+        from headwater.flows.sync import config_file
 
         require_api()
         path = config_file(str(config) if config else None)
@@ -441,14 +463,16 @@ def evaluate(
 ) -> None:
     """Compare chunking strategies: build each into a scratch store, retrieve the top k
     chunks per question, and score them against the reference passages."""
-    from ingest.evaluation import Evaluation, select_variants
+    from headwater.compose import build_evaluation
+    from headwater.ingest.evaluation import select_variants
 
     _setup_logging(False)
     cfg = _config(config)
     names = [n.strip() for arg in strategies or [] for n in arg.split(",") if n.strip()]
-    variants = select_variants(cfg, names)
+    variants = select_variants(cfg.eval, names)
     with _progress(disable=as_json or markdown) as progress:
-        report = Evaluation(cfg, variants, k=k or cfg.eval.k, progress=progress).run(questions)
+        evaluation = build_evaluation(cfg, variants, k=k or cfg.eval.k, progress=progress)
+        report = evaluation.run(questions)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return

@@ -1,0 +1,128 @@
+"""The composition root: builds the parts from the config and hands each its own section.
+
+The CLI, the Python API and the Prefect flows all build through here, so a sync is the
+same whichever way it starts. Nothing connects or loads a model here; parts open on
+first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+
+from headwater.connectors.registry import create_source, create_store
+from headwater.ingest.chunking.config import ChunkingConfig
+from headwater.ingest.config import IngestConfig, StoreConfig
+from headwater.ingest.embedding import Embedder
+from headwater.ingest.embedding_cache import EmbeddingCache
+from headwater.ingest.engine import Progress, SyncEngine, loading_key
+from headwater.ingest.evaluation import Evaluation
+from headwater.ingest.executors import InProcessExecutor
+from headwater.ingest.prepare import Preparer
+from headwater.ingest.retry import RetryingStore
+from headwater.ingest.source import Source
+from headwater.ingest.state import KnowledgeState
+from headwater.ingest.store import VectorStore
+from headwater.ingest.workers import executor_for
+
+
+def build_store(config: IngestConfig, *, backend: str | None = None) -> VectorStore:
+    """The configured store (or another backend's table of the same config), unconnected."""
+    return create_store(config.store, config.state_dir, backend)
+
+
+def build_state(config: IngestConfig, *, store: VectorStore | None = None) -> KnowledgeState:
+    """Store (with the sync's retry policy), manifest and lock of the configured base."""
+    inner = store or build_store(config)
+    return KnowledgeState(
+        RetryingStore(inner, config.store.retry),
+        config.state_dir,
+        backend=config.store.backend,
+        model=config.embedding.model,
+    )
+
+
+def build_sources(config: IngestConfig) -> list[Source]:
+    return [
+        create_source(s, config_dir=config.config_dir, max_file_mb=config.loading.max_file_mb)
+        for s in config.sources
+    ]
+
+
+def build_embedder(config: IngestConfig) -> Embedder:
+    return Embedder(config.embedding)
+
+
+def build_embedding_cache(config: IngestConfig) -> EmbeddingCache | None:
+    e = config.embedding
+    if not e.cache:
+        return None
+    return EmbeddingCache(config.state_dir / "embeddings.sqlite", e.model, e.cache_max_entries)
+
+
+def build_preparer(
+    config: IngestConfig,
+    *,
+    sources: Sequence[Source] | None = None,
+    embedder: Embedder | None = None,
+) -> Preparer:
+    chunking: Mapping[str, ChunkingConfig] = {s.name: s.chunking for s in config.sources}
+    return Preparer(
+        sources if sources is not None else build_sources(config),
+        chunking,
+        config.loading,
+        config.embedding.model,
+        embedder=embedder,
+    )
+
+
+def build_engine(
+    config: IngestConfig,
+    *,
+    store: VectorStore | None = None,
+    embedder: Embedder | None = None,
+    sources: Sequence[Source] | None = None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+) -> SyncEngine:
+    """The sync engine for `config`; parts handed in (a shared model, test sources, a task
+    runner's executor) are used as they are."""
+    embedder = embedder or build_embedder(config)
+    if executor is None:
+        # Sources handed in as objects may not survive a trip to a worker process.
+        executor = InProcessExecutor() if sources is not None else executor_for(config.loading)
+    return SyncEngine(
+        state=build_state(config, store=store),
+        preparer=build_preparer(config, sources=sources, embedder=embedder),
+        embedder=embedder,
+        loading_key=loading_key(config.loading),
+        embedding_cache=build_embedding_cache(config),
+        executor=executor,
+        progress=progress,
+    )
+
+
+def build_evaluation(
+    config: IngestConfig,
+    variants: Mapping[str, ChunkingConfig],
+    *,
+    k: int,
+    embedder: Embedder | None = None,
+    progress: Progress | None = None,
+) -> Evaluation:
+    """`headwater eval`: each variant goes into its own scratch Milvus Lite store."""
+    scratch = StoreConfig(backend="milvus", collection="headwater_eval")
+
+    def scratch_store(folder: Path) -> VectorStore:
+        return create_store(scratch, folder)
+
+    return Evaluation(
+        build_sources(config),
+        config.loading,
+        variants,
+        embedder=embedder or build_embedder(config),
+        scratch_store=scratch_store,
+        k=k,
+        progress=progress,
+    )
