@@ -14,16 +14,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 install: $(STAMP)
 
-# torch goes first, alone and pinned: its CPU build is local; any other resolves to CUDA.
-# unstructured[pdf] pulls torchvision, whose only build here breaks with the CPU torch
-# and takes sentence-transformers down with it; only the hi_res PDF strategy (layout
-# models from the hub, unavailable offline) would use it, so it is removed.
-# tests/test_environment.py checks PDF parsing and sentence-transformers in one process.
+# One install command; constraints.txt pins torch to the CPU build that this machine holds
+# (any other version resolves to a multi-GB CUDA build). tests/test_environment.py checks
+# PDF parsing and sentence-transformers in one process.
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[milvus,faiss,weaviate,prefect,dask,s3,http,langchain,llamaindex,dev]"
-	$(PIP) uninstall -q -y torchvision
+	$(PIP) install -q -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
 demo: install
@@ -36,6 +32,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The Milvus server the tests start listens on all interfaces, so the suite runs in a
 # private network namespace (loopback only) where one can be made; elsewhere the

@@ -265,8 +265,7 @@ def _bare_encode(texts: list[str], device: str, fp16: bool) -> tuple[float, str]
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from headwater.ingest.config import EmbeddingConfig
-    from headwater.ingest.embedding import resolve_model
+    from headwater.ingest.embedding import EmbeddingConfig, resolve_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = SentenceTransformer(resolve_model(EmbeddingConfig().model), device=device)
@@ -304,8 +303,7 @@ def task_embed(args: dict[str, Any]) -> dict[str, Any]:
     """The pipeline's Embedder against bare `model.encode` on the same texts and device."""
     import torch
 
-    from headwater.ingest.config import EmbeddingConfig
-    from headwater.ingest.embedding import Embedder
+    from headwater.ingest.embedding import Embedder, EmbeddingConfig
 
     texts = json.loads(Path(args["texts"]).read_text())
     if args.get("limit"):
@@ -457,8 +455,7 @@ def run_label(opts: argparse.Namespace) -> dict[str, Any]:
 
 
 def code_version() -> str:
-
-    here = Path(ingest.__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str:
         cmd = ["git", "-C", str(here), *args]

@@ -12,9 +12,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel, ValidationError
+
 from headwater.ingest.errors import ConfigError
 from headwater.ingest.source import is_url
-from pydantic import BaseModel, ValidationError
 
 if TYPE_CHECKING:
     from headwater.ingest.config import SourceConfig, StoreConfig

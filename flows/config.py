@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pydantic import Field, field_validator, model_validator
+
 from headwater.connectors.registry import check_store_tables
 from headwater.ingest.config import IngestConfig, SourceConfig, _Section, load_settings
 from headwater.ingest.errors import ConfigError
-from pydantic import Field, field_validator, model_validator
 
 
 class ScheduleConfig(_Section):

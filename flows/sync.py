@@ -16,17 +16,17 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from headwater.flows.config import HeadwaterConfig, load_config
-from headwater.ingest.config import find_config
-from headwater.ingest.errors import HeadwaterError
-from headwater.ingest.planning import Scope
-from headwater.ingest.report import SyncReport
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from headwater.compose import build_engine
+from headwater.flows.config import HeadwaterConfig, load_config
+from headwater.ingest.config import find_config
+from headwater.ingest.errors import HeadwaterError
+from headwater.ingest.planning import Scope
+from headwater.ingest.report import SyncReport
 
 T = TypeVar("T")
 

@@ -16,12 +16,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from headwater.compose import build_embedder, build_engine, build_sources
 from headwater.connectors.sources.local import LocalSource
 from headwater.flows.config import HeadwaterConfig
 from headwater.ingest.planning import Scope
 from headwater.ingest.report import SyncReport
-
-from headwater.compose import build_embedder, build_engine, build_sources
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +175,9 @@ class EventEmitter:
         }
 
     def __call__(self, ids: list[str]) -> None:
-        from headwater.flows.deployments import FILES_CHANGED
         from prefect.events import emit_event
+
+        from headwater.flows.deployments import FILES_CHANGED
 
         for start in range(0, len(ids), EVENT_PATHS_MAX):
             emit_event(

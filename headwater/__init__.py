@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from headwater.ingest.compat import hide_broken_torchvision
+
+hide_broken_torchvision()
+
 __version__ = "0.2.0"
 
 __all__ = ["HeadwaterConfig", "KnowledgeBase", "__version__", "load_config"]

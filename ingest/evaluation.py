@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from headwater.ingest.chunking import create_chunker
 from headwater.ingest.chunking.base import document_text
 from headwater.ingest.chunking.config import (
@@ -44,7 +46,6 @@ from headwater.ingest.loading import load_document
 from headwater.ingest.models import Chunk, CollectionSpec, Document, SourceFile, VectorRecord
 from headwater.ingest.source import Source
 from headwater.ingest.store import VectorStore
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Progress = Callable[[str, int, int], None]
 

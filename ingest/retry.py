@@ -12,11 +12,6 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
-from headwater.ingest.config import RetryConfig
-from headwater.ingest.errors import HeadwaterError, StoreUnavailableError, redact
-from headwater.ingest.faults import fault_point
-from headwater.ingest.models import CollectionSpec, QueryFilter, QueryHit, VectorRecord
-from headwater.ingest.store import VectorStore
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -24,6 +19,12 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
+
+from headwater.ingest.config import RetryConfig
+from headwater.ingest.errors import HeadwaterError, StoreUnavailableError, redact
+from headwater.ingest.faults import fault_point
+from headwater.ingest.models import CollectionSpec, QueryFilter, QueryHit, VectorRecord
+from headwater.ingest.store import VectorStore
 
 log = logging.getLogger(__name__)
 

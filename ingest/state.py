@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
 from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.manifest import Manifest
 from headwater.ingest.store import VectorStore

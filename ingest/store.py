@@ -7,9 +7,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from pydantic import BaseModel
+
 from headwater.ingest.errors import StoreError
 from headwater.ingest.models import CollectionSpec, QueryFilter, QueryHit, VectorRecord
-from pydantic import BaseModel
 
 
 class VectorStore(ABC):

@@ -14,8 +14,7 @@ import pytest
 
 from headwater.compose import build_engine
 from headwater.config import HeadwaterConfig
-from headwater.ingest.config import EmbeddingConfig
-from headwater.ingest.embedding import Embedder
+from headwater.ingest.embedding import Embedder, EmbeddingConfig
 from headwater.ingest.engine import SyncEngine
 
 if TYPE_CHECKING:

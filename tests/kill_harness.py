@@ -21,8 +21,7 @@ from typing import Any
 
 from headwater.compose import build_engine
 from headwater.config import load_config
-from headwater.ingest.config import EmbeddingConfig
-from headwater.ingest.embedding import Embedder
+from headwater.ingest.embedding import Embedder, EmbeddingConfig
 from headwater.ingest.faults import ENV
 
 EMBEDDER = Embedder(EmbeddingConfig(device="cpu"))

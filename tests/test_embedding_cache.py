@@ -114,7 +114,7 @@ def test_batch_size_auto_follows_the_device(embedder: Embedder) -> None:
 def test_bad_batch_size_is_refused(value: str) -> None:
     from pydantic import ValidationError
 
-    from headwater.ingest.config import EmbeddingConfig
+    from headwater.ingest.embedding import EmbeddingConfig
 
     with pytest.raises(ValidationError):
         EmbeddingConfig(batch_size=value)  # type: ignore[arg-type]

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import headwater.ingest.sync as sync_module
 import pytest
 
+import headwater.ingest.engine as engine_module
 from headwater.compose import build_engine
 from headwater.ingest.embedding import Embedder
 from headwater.ingest.errors import StoreUnavailableError
@@ -79,7 +79,7 @@ def test_server_stopped_mid_run_then_next_run_completes(
     from milvus import default_server
 
     # Small batches: the server goes down after the first batch is written and committed.
-    monkeypatch.setattr(sync_module, "FLUSH_CHUNKS", 20)
+    monkeypatch.setattr(engine_module, "FLUSH_CHUNKS", 20)
     cfg = make_config(
         tmp_path,
         docs,

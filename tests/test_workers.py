@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from headwater.compose import build_sources
 from headwater.config import HeadwaterConfig
+from headwater.ingest.engine import _outcome
+from headwater.ingest.executors import BoundedMap, InProcessExecutor
 from headwater.ingest.models import FileResult, FileStatus, SourceFile
 from headwater.ingest.planning import PlannedFile
 from headwater.ingest.prepare import Prepared, PreparedFile, Preparer
-from headwater.ingest.workers import ProcessPool, executor_for
+from headwater.ingest.workers import ParserPool, executor_for
 
 
 class Misbehaving(Preparer):
@@ -41,6 +44,13 @@ def planned(root: Path, name: str, text: str = "Some words in a file.") -> Plann
     )
 
 
+def preparer(tmp_path: Path) -> Misbehaving:
+    cfg = config(tmp_path)
+    return Misbehaving(
+        build_sources(cfg), {"docs": cfg.sources[0].chunking}, cfg.loading, cfg.embedding.model
+    )
+
+
 def config(tmp_path: Path) -> HeadwaterConfig:
     return HeadwaterConfig(
         sources=[{"name": "docs", "path": str(tmp_path)}],
@@ -55,12 +65,15 @@ def test_hung_oom_and_crashing_parsers_fail_only_their_file(tmp_path: Path) -> N
         planned(tmp_path, n)
         for n in ("a.txt", "hang.txt", "b.txt", "hog.txt", "crash.txt", "c.txt", "d.txt")
     ]
-    pool = ProcessPool(workers=2, timeout_s=8, max_memory_mb=1500)
+    pool = ParserPool(workers=2, timeout_s=8, max_memory_mb=1500)
     t0 = time.monotonic()
-    results = {
-        (r.planned.file.path if isinstance(r, PreparedFile) else r.path): r
-        for r in pool.map(Misbehaving(config(tmp_path)), items)
-    }
+    try:
+        results = {
+            item.file.path: _outcome(item, future)
+            for item, future in BoundedMap(pool, preparer(tmp_path).prepare_one, items, 8)
+        }
+    finally:
+        pool.shutdown()
     elapsed = time.monotonic() - t0
     assert sorted(results) == sorted(i.file.path for i in items)
     for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
@@ -79,8 +92,8 @@ def test_hung_oom_and_crashing_parsers_fail_only_their_file(tmp_path: Path) -> N
 def test_executor_follows_the_config(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     pool = executor_for(cfg.loading)
-    assert isinstance(pool, ProcessPool)
+    assert isinstance(pool, ParserPool)
     assert pool.workers == min(2, os.cpu_count() or 1)
     assert pool.timeout_s == cfg.loading.timeout_s
     in_process = executor_for(cfg.loading.model_copy(update={"workers": 0}))
-    assert not isinstance(in_process, ProcessPool)
+    assert isinstance(in_process, InProcessExecutor)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import field_validator
+
 from headwater.ingest.errors import MissingExtraError
 from headwater.ingest.models import QueryFilter
 from headwater.ingest.search import TextSearch, as_filter, hit_metadata
-from pydantic import field_validator
 
 try:
     from langchain_core.callbacks import CallbackManagerForRetrieverRun

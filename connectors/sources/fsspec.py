@@ -16,6 +16,7 @@ from typing import Any
 import fsspec
 from fsspec.core import url_to_fs
 from fsspec.spec import AbstractFileSystem
+
 from headwater.connectors.sources.local import globs
 from headwater.ingest.errors import ConfigError, HeadwaterError, LoadError
 from headwater.ingest.models import SourceFile

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pathspec
+
 from headwater.ingest.errors import HeadwaterError, LoadError
 from headwater.ingest.models import SourceFile
 

@@ -32,6 +32,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Literal, ParamSpec, TypeVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
 from headwater.ingest.errors import MissingExtraError, StoreError
 from headwater.ingest.models import (
     Chunk,
@@ -42,7 +44,6 @@ from headwater.ingest.models import (
     VectorRecord,
 )
 from headwater.ingest.store import VectorStore
-from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     import numpy.typing as npt

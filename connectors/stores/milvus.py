@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from headwater.ingest.errors import (
     MissingExtraError,
     StoreBusyError,
@@ -26,7 +28,6 @@ from headwater.ingest.models import (
     VectorRecord,
 )
 from headwater.ingest.store import VectorStore
-from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
 from headwater.ingest.errors import HeadwaterError, MissingExtraError, StoreError
 from headwater.ingest.models import (
     Chunk,
@@ -23,7 +25,6 @@ from headwater.ingest.models import (
     VectorRecord,
 )
 from headwater.ingest.store import VectorStore
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 if TYPE_CHECKING:
     from weaviate import WeaviateClient

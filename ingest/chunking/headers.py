@@ -15,8 +15,8 @@ from headwater.ingest.chunking.base import (
     heading_paths,
     locate,
 )
-from headwater.ingest.chunking.recursive import RecursiveChunker, recursive_splitter
 from headwater.ingest.chunking.config import HeadersChunking, RecursiveChunking
+from headwater.ingest.chunking.recursive import RecursiveChunker, recursive_splitter
 from headwater.ingest.models import Chunk, Document
 
 _ALGORITHM_VERSION = 1

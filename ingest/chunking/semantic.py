@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from headwater.ingest.chunking.base import (
     Outline,
     Piece,
@@ -18,9 +19,9 @@ from headwater.ingest.chunking.base import (
     locate,
     token_budget,
 )
-from headwater.ingest.chunking.recursive import recursive_splitter
 from headwater.ingest.chunking.config import SemanticChunking
-from headwater.ingest.config import EmbeddingConfig
+from headwater.ingest.chunking.recursive import recursive_splitter
+from headwater.ingest.embedding import EmbeddingConfig
 from headwater.ingest.ids import settings_key
 from headwater.ingest.models import Chunk, Document
 
