@@ -181,11 +181,11 @@ def sync(cfg: Path, *, drop_root: bool = False) -> dict[str, Any]:
 
 
 def stored_texts(cfg: Path) -> dict[str, str]:
+    from headwater.compose import build_store
     from headwater.config import load_config
-    from headwater.connectors.registry import create_store
 
     texts: dict[str, str] = {}
-    with create_store(load_config(cfg)) as store:
+    with build_store(load_config(cfg)) as store:
         for batch in store.scan():
             for r in batch:
                 texts[r.chunk.metadata.path] = texts.get(r.chunk.metadata.path, "") + r.chunk.text

@@ -102,7 +102,7 @@ def test_the_cache_can_be_turned_off(tmp_path: Path, engine_factory: Factory) ->
     assert engine.embedding_cache is None
     (docs / RUNBOOK).rename(docs / "runbook-copy.html")
     assert engine.run().chunk_counts()["embedded"] == first.chunk_counts()["embedded"]
-    assert not (engine.config.state_dir / "embeddings.sqlite").exists()
+    assert not (engine.state.state_dir / "embeddings.sqlite").exists()
 
 
 def test_batch_size_auto_follows_the_device(embedder: Embedder) -> None:

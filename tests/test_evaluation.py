@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from headwater.compose import build_sources
 from headwater.config import HeadwaterConfig, load_config
 from headwater.ingest.chunking.base import document_text
 from headwater.ingest.evaluation import (
@@ -101,7 +102,7 @@ def test_shipped_sample_question_set_matches_the_documents(tmp_path: Path) -> No
     config = HeadwaterConfig(
         sources=[{"name": "sample_docs", "path": str(SAMPLE_DOCS)}], config_dir=tmp_path
     )
-    docs, failures = load_documents(config)
+    docs, failures = load_documents(build_sources(config), config.loading)
     assert failures == {}
     texts = {d.source_id: document_text(d.elements)[0] for d in docs}
     questions = load_questions(SAMPLE_QUESTIONS, texts)
@@ -112,8 +113,8 @@ def test_shipped_sample_question_set_matches_the_documents(tmp_path: Path) -> No
 @pytest.mark.skipif(not BENCH.is_dir(), reason=f"{BENCH} is not here")
 def test_shipped_bench_question_set_matches_its_documents() -> None:
     config = load_config(ROOT / "benchmarks/eval/bench.toml")
-    assert set(select_variants(config)) >= {"recursive", "token", "headers", "semantic"}
-    docs, failures = load_documents(config)
+    assert set(select_variants(config.eval)) >= {"recursive", "token", "headers", "semantic"}
+    docs, failures = load_documents(build_sources(config), config.loading)
     assert failures == {} and 10 <= len(docs) <= 20
     texts = {d.source_id: document_text(d.elements)[0] for d in docs}
     questions = load_questions(ROOT / "benchmarks/eval/bench_questions.json", texts)
@@ -122,7 +123,7 @@ def test_shipped_bench_question_set_matches_its_documents() -> None:
 
 def test_unknown_strategy_name_is_an_error() -> None:
     with pytest.raises(EvalError, match=r"unknown strategy name\(s\) fixed; known: recursive"):
-        select_variants(HeadwaterConfig(), ["fixed"])
+        select_variants(HeadwaterConfig().eval, ["fixed"])
 
 
 def test_headwater_eval_on_sample_docs(tmp_path: Path) -> None:

@@ -11,11 +11,11 @@ def entry(path: str) -> ManifestEntry:
 
 def test_commit_replace_remove_and_reopen(tmp_path: Path) -> None:
     m = Manifest(tmp_path / "m.sqlite", "target-a")
-    m.commit([(entry("a.md"), {"c1": "h1", "c2": "h2"}), (entry("b.md"), {"c3": "h3"})])
+    m.commit_batch([(entry("a.md"), {"c1": "h1", "c2": "h2"}), (entry("b.md"), {"c3": "h3"})])
     assert m.counts() == (2, 3)
-    m.commit([(entry("a.md"), {"c4": "h4"})])
+    m.commit_batch([(entry("a.md"), {"c4": "h4"})])
     assert m.chunk_hashes("s:a.md") == {"c4": "h4"}
-    m.touch("s:b.md", "fp2")
+    m.commit_batch(touched=[("s:b.md", "fp2")])
     m.close()
 
     again = Manifest(tmp_path / "m.sqlite", "target-a")
@@ -27,7 +27,7 @@ def test_commit_replace_remove_and_reopen(tmp_path: Path) -> None:
 
 def test_targets_are_separate(tmp_path: Path) -> None:
     a = Manifest(tmp_path / "m.sqlite", "milvus|x")
-    a.commit([(entry("a.md"), {"c1": "h1"})])
+    a.commit_batch([(entry("a.md"), {"c1": "h1"})])
     b = Manifest(tmp_path / "m.sqlite", "milvus|y")
     assert b.entries() == {}
     assert a.counts() == (1, 1)

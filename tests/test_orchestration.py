@@ -130,9 +130,9 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
 
 
 def store_for(config: Path) -> VectorStore:
-    from headwater.connectors.registry import create_store
+    from headwater.compose import build_store
 
-    return create_store(load_config(config))
+    return build_store(load_config(config))
 
 
 def contents(config: Path) -> dict[str, tuple[str, str, list[float]]]:
@@ -303,10 +303,10 @@ def test_overlapping_flow_runs_wait_or_stop_clearly(
     def start(**env: str) -> subprocess.Popen[str]:
         return start_flow_run(config, {**client_env, **env})
 
-    from headwater.compose import build_engine
+    from headwater.compose import build_state
 
     first = start()
-    probe = build_engine(load_config(config))
+    probe = build_state(load_config(config))
     wait_for(probe.sync_running, 120, "the first run to take the lock", 0.1)
     impatient = start(HEADWATER_ORCHESTRATION__LOCK_WAIT_S="0")
     patient = start()

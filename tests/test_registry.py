@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from headwater.compose import build_store
 from headwater.config import HeadwaterConfig
 from headwater.connectors import registry
 from headwater.ingest.errors import ConfigError
@@ -44,7 +45,7 @@ def test_third_party_backend_through_an_entry_point(
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-vectors\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
-        "[headwater.stores]\nacme = connectors.stores.faiss:FaissStore\n"
+        "[headwater.stores]\nacme = headwater.connectors.stores.faiss:FaissStore\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert registry.store_backends()["acme"] == "headwater.connectors.stores.faiss:FaissStore"
@@ -55,7 +56,7 @@ def test_third_party_backend_through_an_entry_point(
         state={"dir": str(tmp_path / "state")},
         config_dir=tmp_path,
     )
-    store = registry.create_store(config)
+    store = build_store(config)
     store.ensure_collection(CollectionSpec(4, "m"))
     assert store.collection_spec() == CollectionSpec(4, "m")
     store.close()

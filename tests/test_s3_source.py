@@ -16,9 +16,8 @@ from typer.testing import CliRunner
 
 from headwater.api import KnowledgeBase
 from headwater.cli import app
-from headwater.compose import build_engine
+from headwater.compose import build_engine, build_sources, build_store
 from headwater.config import load_config
-from headwater.connectors.registry import create_source, create_store
 from headwater.connectors.sources.fsspec import FsspecSource, fingerprint
 from headwater.ingest.embedding import Embedder
 from headwater.ingest.errors import ConfigError, HeadwaterError
@@ -86,7 +85,7 @@ def per_file(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def stored_ids(config: Path, source_id: str) -> set[str]:
-    with create_store(load_config(config)) as store:
+    with build_store(load_config(config)) as store:
         return store.source_ids(source_id)
 
 
@@ -170,7 +169,7 @@ def test_endpoint_and_credentials_from_the_environment(
     _, name = bucket
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     config = load_config(write_config(tmp_path, f"s3://{name}/kb", endpoint=None))
-    source = create_source(config, config.sources[0])
+    source = build_sources(config)[0]
     assert {f.path for f in source.list_files()} == set(FILES)
 
 
@@ -245,14 +244,14 @@ def test_missing_filesystem_names_the_extra(tmp_path: Path) -> None:
         pass
     config = make_config(tmp_path, SAMPLE_DOCS, sources=[{"name": "g", "path": "gs://b/kb"}])
     with pytest.raises(ConfigError, match=r"pip install 'headwater\[gcs\]'"):
-        create_source(config, config.sources[0])
+        build_sources(config)[0]
     local = make_config(
         tmp_path,
         SAMPLE_DOCS,
         sources=[{"name": "l", "path": "docs", "storage_options": {"anon": True}}],
     )
     with pytest.raises(ConfigError, match="only URL sources"):
-        create_source(local, local.sources[0])
+        build_sources(local)[0]
 
 
 def test_fingerprint_prefers_the_filesystems_own_metadata() -> None:
@@ -305,4 +304,4 @@ def test_http_listing(httpserver: Any, tmp_path: Path, embedder: Embedder) -> No
 def test_unknown_scheme_is_a_config_error(tmp_path: Path) -> None:
     config = make_config(tmp_path, SAMPLE_DOCS, sources=[{"name": "x", "path": "nope://b/kb"}])
     with pytest.raises(HeadwaterError, match=r"no fsspec filesystem handles nope://"):
-        create_source(config, config.sources[0])
+        build_sources(config)[0]

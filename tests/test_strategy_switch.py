@@ -41,14 +41,14 @@ def test_switching_one_sources_strategy_rechunks_exactly_that_source(
     first = engine({"strategy": "recursive"})
     first.run()
     before = {
-        sid: first.store.source_ids(sid)
+        sid: first.state.store.source_ids(sid)
         for sid in (
             "handbook:handbook/welcome.md",
             "handbook:engineering/oncall-runbook.html",
             "it:it/security-faq.txt",
         )
     }
-    texts_before = {r.chunk.text for ids in before.values() for r in first.store.fetch(ids)}
+    texts_before = {r.chunk.text for ids in before.values() for r in first.state.store.fetch(ids)}
     first.close()
 
     second = engine({"strategy": "headers", "header_levels": 2})
@@ -56,26 +56,28 @@ def test_switching_one_sources_strategy_rechunks_exactly_that_source(
     status = {f.source_id: f for f in report.files}
     for sid in ("handbook:handbook/welcome.md", "handbook:engineering/oncall-runbook.html"):
         assert status[sid].status is FileStatus.CHANGED
-        now = second.store.source_ids(sid)
+        now = second.state.store.source_ids(sid)
         assert now and now.isdisjoint(before[sid])  # every old chunk is gone
         assert status[sid].deleted == len(before[sid])
         assert status[sid].written == len(now)
         # A chunk the new strategy cuts exactly as the old one did comes from the
         # embedding cache; only new text is embedded.
-        new_texts = {r.chunk.text for r in second.store.fetch(now)} - texts_before
+        new_texts = {r.chunk.text for r in second.state.store.fetch(now)} - texts_before
         assert status[sid].embedded == len(new_texts)
-    runbook = second.store.fetch(
-        second.store.source_ids("handbook:engineering/oncall-runbook.html")
+    runbook = second.state.store.fetch(
+        second.state.store.source_ids("handbook:engineering/oncall-runbook.html")
     )
     sections = {r.chunk.metadata.section for r in runbook}
     assert "On-call Runbook > 1. The rotation" in sections  # the new strategy's sections
     # The other source was not even opened.
     assert status["it:it/security-faq.txt"].status is FileStatus.UNCHANGED
-    assert second.store.source_ids("it:it/security-faq.txt") == before["it:it/security-faq.txt"]
+    assert (
+        second.state.store.source_ids("it:it/security-faq.txt") == before["it:it/security-faq.txt"]
+    )
     assert report.chunk_counts()["embedded"] == sum(
         status[s].embedded for s in status if s.startswith("handbook:")
     )
-    assert second.store.count() == second.manifest.counts()[1]
+    assert second.state.store.count() == second.state.manifest.counts()[1]
 
     # Settled: the next sync does nothing.
     again = second.run()

@@ -139,7 +139,7 @@ def test_migrate_from_milvus_lite_embeds_nothing(
 
     moved = build_engine(load_config(target), embedder=embedder)
     try:
-        after = {r.id: r for batch in moved.store.scan() for r in batch}
+        after = {r.id: r for batch in moved.state.store.scan() for r in batch}
         assert after.keys() == before.keys()
         assert all(after[i].chunk == before[i].chunk for i in before)
         # The manifest now describes the new store: a sync there has nothing to do.

@@ -56,8 +56,9 @@ def test_the_default_strategy_respects_the_window(
     (source,) = engine.sources
     big = create_chunker(RecursiveChunking(chunk_size=1000, chunk_overlap=0), MODEL)
     for f in source.list_files():
-        doc = load_document(f, source.read_bytes(f), engine.config.loading)
-        assert not any(engine.embedder.truncated([c.text for c in big.chunk(doc)]))
+        doc = load_document(f, source.read_bytes(f), engine.preparer.loading)
+        counts = engine.embedder.token_counts([c.text for c in big.chunk(doc)])
+        assert max(counts) <= engine.embedder.max_tokens
 
 
 def test_truncated_chunks_are_counted_and_warned(

@@ -25,7 +25,7 @@ def test_drift_is_reported_per_document_and_repaired(
     root = small_docs(tmp_path)
     engine = engine_factory(root, store={"backend": "faiss"})
     engine.run()
-    assert verify(engine).ok
+    assert verify(engine.state).ok
 
     faq, runbook = "docs:it/security-faq.txt", "docs:engineering/oncall-runbook.html"
     lost = sorted(engine.state.store.source_ids(runbook))[:2]
@@ -34,11 +34,11 @@ def test_drift_is_reported_per_document_and_repaired(
     ghost = VectorRecord(replace(orphan.chunk, id="e" * 32), orphan.vector)
     engine.state.store.upsert([ghost])  # as if a killed run wrote it and never committed
 
-    report = verify(engine)
+    report = verify(engine.state)
     assert report.drift == [SourceDrift(runbook, missing=2, extra=0), SourceDrift(faq, 0, 1)]
     assert not report.repaired and engine.state.store.existing_ids(["e" * 32]) == {"e" * 32}
 
-    assert verify(engine, repair=True).repaired
+    assert verify(engine.state, repair=True).repaired
     assert engine.state.store.existing_ids(["e" * 32]) == set()
     assert engine.embedding_cache is not None
     engine.embedding_cache.clear()  # else the lost chunks' vectors come back from it
@@ -47,7 +47,7 @@ def test_drift_is_reported_per_document_and_repaired(
     # Only the document that lost chunks is loaded again, and only its lost chunks embedded.
     assert by_file[runbook].embedded == 2
     assert again.chunk_counts()["embedded"] == 2
-    assert verify(engine).ok
+    assert verify(engine.state).ok
 
 
 def test_cli_exit_code_says_whether_store_and_manifest_agree(

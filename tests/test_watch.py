@@ -192,9 +192,9 @@ def test_watch_in_process_ingests_new_changed_and_deleted_files(tmp_path: Path) 
 
 HOLD = """
 import sys, time
-from headwater.connectors.registry import create_store
+from headwater.compose import build_store
 from headwater.config import load_config
-store = create_store(load_config(sys.argv[1]))
+store = build_store(load_config(sys.argv[1]))
 store.count()
 print("holding", flush=True)
 time.sleep(float(sys.argv[2]))
