@@ -23,7 +23,14 @@ from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.executors import BoundedMap, InProcessExecutor, local_workers
 from headwater.ingest.faults import fault_point
 from headwater.ingest.manifest import FailureEntry, ManifestEntry
-from headwater.ingest.models import Chunk, CollectionSpec, FileResult, FileStatus, VectorRecord
+from headwater.ingest.models import (
+    Chunk,
+    CollectionSpec,
+    DocumentId,
+    FileResult,
+    FileStatus,
+    VectorRecord,
+)
 from headwater.ingest.planning import PlannedFile, Scope, SyncPlan, failure_key, plan
 from headwater.ingest.prepare import Prepared, PreparedFile, Preparer, failure
 from headwater.ingest.report import SyncReport
@@ -155,10 +162,10 @@ class SyncEngine:
         failures = {
             sid: f
             for sid, f in manifest.failures().items()
-            if scope.covers(sid.partition(":")[0], sid)
+            if scope.covers(DocumentId.parse(sid).source, sid)
         }
         listed = {f.source_id for files in listings.values() for f in files}
-        gone = [s for s in failures if s.partition(":")[0] in listings and s not in listed]
+        gone = [s for s in failures if DocumentId.parse(s).source in listings and s not in listed]
         if gone:  # failed files that were deleted or excluded since
             manifest.forget_failures(gone)
         if report is not None:

@@ -43,7 +43,14 @@ from headwater.ingest.config import EvalConfig, LoadingConfig
 from headwater.ingest.embedding import Embedder
 from headwater.ingest.errors import HeadwaterError, LoadError
 from headwater.ingest.loading import load_document
-from headwater.ingest.models import Chunk, CollectionSpec, Document, SourceFile, VectorRecord
+from headwater.ingest.models import (
+    Chunk,
+    CollectionSpec,
+    Document,
+    DocumentId,
+    SourceFile,
+    VectorRecord,
+)
 from headwater.ingest.source import Source
 from headwater.ingest.store import VectorStore
 
@@ -154,7 +161,7 @@ def load_questions(path: Path, texts: Mapping[str, str]) -> list[Question]:
 
     by_path: dict[str, list[str]] = defaultdict(list)
     for sid in texts:
-        by_path[sid.split(":", 1)[1]].append(sid)
+        by_path[DocumentId.parse(sid).path].append(sid)
 
     questions = []
     for n, q in enumerate(spec.questions, 1):

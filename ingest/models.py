@@ -30,9 +30,28 @@ class SourceFile:
         return source_id(self.source, self.path)
 
 
+@dataclass(frozen=True)
+class DocumentId:
+    """A document's id, ``source:path``: stable across runs and independent of where the
+    source's root is mounted. Source names cannot hold ':', so the first one splits."""
+
+    source: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.path}"
+
+    @classmethod
+    def parse(cls, text: str) -> DocumentId:
+        source, sep, path = text.partition(":")
+        if not sep or not source:
+            raise ValueError(f"not a document id (source:path): {text!r}")
+        return cls(source, path)
+
+
 def source_id(source: str, path: str) -> str:
-    """The document id: stable across runs and independent of where the root is mounted."""
-    return f"{source}:{path}"
+    """The document id as a string (see `DocumentId`)."""
+    return str(DocumentId(source, path))
 
 
 @dataclass(frozen=True)

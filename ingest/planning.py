@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from headwater.ingest.manifest import FailureEntry, ManifestEntry
-from headwater.ingest.models import SourceFile
+from headwater.ingest.models import DocumentId, SourceFile
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Scope:
 
     def covers_source(self, name: str) -> bool:
         if self.source_ids:
-            return any(sid.startswith(f"{name}:") for sid in self.source_ids)
+            return any(DocumentId.parse(sid).source == name for sid in self.source_ids)
         return not self.sources or name in self.sources
 
     def covers(self, source: str, source_id: str) -> bool:
@@ -70,8 +70,6 @@ class SyncPlan:
     unchanged: list[SourceFile] = field(default_factory=list)
     deleted: list[ManifestEntry] = field(default_factory=list)
     known_failures: list[KnownFailure] = field(default_factory=list)
-    source_errors: dict[str, str] = field(default_factory=dict)
-    """Sources whose listing failed; their documents are left as they are."""
 
 
 def plan(
@@ -86,7 +84,7 @@ def plan(
     failures of earlier runs) by source id; `loading` is the loading settings' key."""
     errors = dict(source_errors or {})
     failures = failures or {}
-    result = SyncPlan(source_errors=errors)
+    result = SyncPlan()
     listed: set[str] = set()
     for name, files in listings.items():
         for f in files:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import pytest
+
 from headwater.ingest.ids import chunk_id, chunk_ids, settings_key
+from headwater.ingest.models import DocumentId, source_id
 
 
 def test_same_inputs_same_id() -> None:
@@ -29,3 +32,23 @@ def test_occurrence_counts_repeats_only() -> None:
 def test_settings_key_is_order_independent() -> None:
     assert settings_key({"a": 1, "b": 2}) == settings_key({"b": 2, "a": 1})
     assert settings_key({"a": 1}) != settings_key({"a": 2})
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "path"),
+    [
+        ("docs:a.md", "docs", "a.md"),
+        ("docs:policies/2024: review.pdf", "docs", "policies/2024: review.pdf"),
+        ("s3-bucket:deep/dir/x.html", "s3-bucket", "deep/dir/x.html"),
+    ],
+)
+def test_document_ids_build_and_parse_in_one_place(text: str, source: str, path: str) -> None:
+    doc = DocumentId.parse(text)
+    assert (doc.source, doc.path) == (source, path)
+    assert str(doc) == text == source_id(source, path)
+
+
+@pytest.mark.parametrize("text", ["no-colon", ":a.md", ""])
+def test_a_string_that_is_no_document_id_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a document id"):
+        DocumentId.parse(text)

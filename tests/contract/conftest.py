@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from headwater.connectors.testing import StoreFactory
 from headwater.ingest.store import VectorStore
-
-StoreFactory = Callable[[], VectorStore]
 
 
 def _milvus_lite(tmp_path: Path) -> StoreFactory:

@@ -1,0 +1,220 @@
+"""The contract every `VectorStore` backend keeps, as a test kit a backend package can run.
+
+In a test module of your backend::
+
+    import pytest
+    from headwater.connectors.testing import *  # noqa: F403 (the contract's tests)
+
+    @pytest.fixture
+    def store_factory(tmp_path):
+        # Each call returns a new, unconnected instance on the same fresh collection.
+        return lambda: MyStore(MyConfig(...), collection="contract", state_dir=tmp_path)
+
+    @pytest.fixture
+    def store(store_factory):
+        return store_factory()
+
+Needs pytest (not a dependency of Headwater itself).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from headwater.ingest.errors import StoreError
+from headwater.ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, VectorRecord
+from headwater.ingest.store import VectorStore
+
+StoreFactory = Callable[[], VectorStore]
+"""Makes store instances that all point at the same (fresh) collection."""
+
+DIM = 8
+SPEC = CollectionSpec(DIM, "test-model")
+
+
+def unit(seed: int, dim: int = DIM) -> list[float]:
+    rng = random.Random(seed)
+    v = [rng.gauss(0, 1) for _ in range(dim)]
+    n = math.sqrt(sum(x * x for x in v))
+    return [x / n for x in v]
+
+
+def record(
+    cid: str,
+    path: str = "a.md",
+    *,
+    seed: int | None = None,
+    page: int | None = 1,
+    text: str | None = None,
+    file_type: str | None = None,
+    section: str | None = "Intro",
+    dim: int = DIM,
+) -> VectorRecord:
+    meta = ChunkMetadata(
+        source_id=f"docs:{path}",
+        source="docs",
+        path=path,
+        file_type=file_type or path.rsplit(".", 1)[-1],
+        position=0,
+        start=0,
+        end=4,
+        pages=(page,) if page is not None else (),
+        section=section,
+        element_types=("NarrativeText",),
+    )
+    vec = unit(seed if seed is not None else hash(cid) % 10_000, dim)
+    return VectorRecord(Chunk(cid, text or f"text of {cid}", meta), vec)
+
+
+def test_constructor_does_no_io(store_factory: StoreFactory, tmp_path: Path) -> None:
+    before = sorted(p.name for p in tmp_path.iterdir())
+    store_factory()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_empty_store_answers_without_a_collection(store: VectorStore) -> None:
+    assert store.count() == 0
+    assert store.existing_ids(["x"]) == set()
+    assert store.source_ids("docs:a.md") == set()
+    assert store.query(unit(1), k=3) == []
+    assert store.fetch(["x"]) == []
+
+
+def test_upsert_is_idempotent_and_replaces(store: VectorStore) -> None:
+    store.ensure_collection(SPEC)
+    recs = [record(f"c{i}", seed=i) for i in range(5)]
+    assert store.upsert(recs) == 5
+    store.upsert(recs)
+    assert store.count() == 5
+    store.upsert([record("c0", "b.pdf", seed=0, text="replaced")])
+    assert store.count() == 5
+    (got,) = store.fetch(["c0"])
+    assert got.chunk.text == "replaced" and got.chunk.metadata.path == "b.pdf"
+
+
+def test_delete_by_ids_and_by_source(store: VectorStore) -> None:
+    store.ensure_collection(SPEC)
+    store.upsert(
+        [record(f"a{i}", "a.md") for i in range(4)] + [record(f"b{i}", "b.md") for i in range(3)]
+    )
+    assert store.source_ids("docs:a.md") == {"a0", "a1", "a2", "a3"}
+    store.delete_ids(["a0", "a1", "missing"])
+    assert store.existing_ids(["a0", "a1", "a2", "b0"]) == {"a2", "b0"}
+    assert store.delete_source("docs:b.md") == 3
+    assert store.count() == 2
+    assert store.source_ids("docs:b.md") == set()
+
+
+def test_query_ranks_by_similarity_and_filters(store: VectorStore) -> None:
+    store.ensure_collection(SPEC)
+    store.upsert(
+        [
+            record("pdf1", "policies/x.pdf", seed=1, page=1),
+            record("pdf3", "policies/x.pdf", seed=3, page=3),
+            record("md1", "handbook/y.md", seed=2, page=None),
+            record("txt", "it/z.txt", seed=4, page=None),
+        ]
+    )
+    hits = store.query(unit(1), k=4)
+    assert hits[0].id == "pdf1"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert {h.id for h in store.query(unit(1), k=4, filters=QueryFilter(file_types=("md",)))} == {
+        "md1"
+    }
+    assert {h.id for h in store.query(unit(1), k=4, filters=QueryFilter(pages=(3,)))} == {"pdf3"}
+    assert {
+        h.id for h in store.query(unit(1), k=4, filters=QueryFilter(source_glob="policies/*"))
+    } == {
+        "pdf1",
+        "pdf3",
+    }
+    assert {h.id for h in store.query(unit(1), k=4, filters=QueryFilter(source_glob="*.txt"))} == {
+        "txt"
+    }
+    by_id = QueryFilter(source_ids=("docs:handbook/y.md",))
+    assert [h.id for h in store.query(unit(1), k=4, filters=by_id)] == ["md1"]
+    assert store.count(QueryFilter(source_glob="policies/*")) == 2
+    hit = store.query(unit(3), k=1)[0]
+    assert hit.metadata.pages == (3,) and hit.metadata.section == "Intro"
+    assert hit.text == "text of pdf3"
+
+
+def test_data_survives_close_and_reopen(store_factory: StoreFactory) -> None:
+    first = store_factory()
+    first.ensure_collection(SPEC)
+    first.upsert([record(f"c{i}", seed=i) for i in range(10)])
+    first.close()
+    second = store_factory()
+    assert second.count() == 10
+    assert second.query(unit(7), k=1)[0].id == "c7"
+
+
+def test_unicode_long_text_and_odd_metadata(store: VectorStore) -> None:
+    store.ensure_collection(SPEC)
+    odd = 'we"ird\\ 100%_done [x] ünïcødé 文档 🚲.md'
+    long_text = "Ærøskøbing — naïve café 文字 🚴 " * 800
+    store.upsert([record("u1", odd, text=long_text, section='Qu"ote\\d'), record("u2", "plain.md")])
+    (got,) = store.fetch(["u1"])
+    assert got.chunk.text == long_text
+    assert got.chunk.metadata.path == odd and got.chunk.metadata.section == 'Qu"ote\\d'
+    assert store.source_ids(f"docs:{odd}") == {"u1"}
+    assert store.count(QueryFilter(source_glob="we*")) == 1
+    # A literal % or _ in a path must not act as a wildcard.
+    assert store.count(QueryFilter(source_glob="100%*")) == 0
+    assert store.delete_source(f"docs:{odd}") == 1
+    assert store.count() == 1
+
+
+def test_wrong_dimension_or_model_is_a_clear_error(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    with pytest.raises(StoreError, match="does not exist"):
+        store.upsert([record("a", seed=1)])
+    store.ensure_collection(SPEC)
+    store.upsert([record("a", seed=1)])
+    with pytest.raises(StoreError, match=r"chunk b has 9 dimensions.*expects 8"):
+        store.upsert([record("ok", seed=2), record("b", dim=DIM + 1)])
+    store.close()
+    # A fresh instance reads what the collection was made for from the store itself.
+    reopened = store_factory()
+    assert reopened.collection_spec() == SPEC
+    with pytest.raises(StoreError, match=f"holds {DIM}-dimensional"):
+        reopened.ensure_collection(CollectionSpec(DIM * 2, "test-model"))
+    with pytest.raises(StoreError, match="made with model 'test-model', not 'other-model'"):
+        reopened.ensure_collection(CollectionSpec(DIM, "other-model"))
+    reopened.ensure_collection(SPEC)
+    assert reopened.existing_ids(["a", "ok", "b"]) == {"a"}
+
+
+def test_scan_returns_every_record_with_its_vector(store: VectorStore) -> None:
+    assert list(store.scan()) == []
+    store.ensure_collection(SPEC)
+    recs = {f"s{i}": record(f"s{i}", f"d{i % 3}.pdf", seed=i, page=i % 4 + 1) for i in range(25)}
+    store.upsert(list(recs.values()))
+    batches = list(store.scan(batch_size=10))
+    assert all(1 <= len(b) <= 10 for b in batches)
+    got = {r.id: r for b in batches for r in b}
+    assert got.keys() == recs.keys()
+    for cid, r in got.items():
+        assert r.chunk == recs[cid].chunk
+        assert list(r.vector) == pytest.approx(list(recs[cid].vector), abs=1e-6)
+
+
+def test_ten_thousand_vectors(store: VectorStore) -> None:
+    store.ensure_collection(SPEC)
+    recs = [record(f"n{i}", f"doc{i % 50}.md", seed=i) for i in range(10_000)]
+    store.upsert(recs)
+    assert store.count() == 10_000
+    store.upsert(recs[:2000])
+    assert store.count() == 10_000
+    assert store.query(unit(4242), k=1)[0].id == "n4242"
+    assert store.count(QueryFilter(source_glob="doc7.md")) == 200
+    assert store.delete_source("docs:doc7.md") == 200
+    assert store.count() == 9_800
+    assert len(store.source_ids("docs:doc8.md")) == 200
+    assert len(store.existing_ids([r.id for r in recs[:5000]])) == 4900
