@@ -34,13 +34,13 @@ REPORT_ARTIFACT_KEY = "headwater-sync-report"
 
 
 @task(
-    name="prepare",
+    name="load-and-chunk",
     retries=2,
     retry_delay_seconds=2,
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def prepare(fn: Callable[..., Any], args: list[Any]) -> Any:
+def load_and_chunk(fn: Callable[..., Any], args: list[Any]) -> Any:
     """Read, parse and chunk one file. A bad file is a result, not a task failure: parsing
     it again would fail the same way. Retries are for the unexpected (a flaky network
     share, a lost Dask worker)."""
@@ -48,7 +48,7 @@ def prepare(fn: Callable[..., Any], args: list[Any]) -> Any:
 
 
 class TaskRunnerExecutor(Executor):
-    """A `concurrent.futures.Executor` whose calls run as `prepare` tasks on a Prefect
+    """A `concurrent.futures.Executor` whose calls run as `load-and-chunk` tasks on a Prefect
     task runner (threads here, or a Dask cluster), so each file shows in the flow run."""
 
     def __init__(self, runner: TaskRunner[Any], *, local: bool) -> None:
@@ -61,7 +61,7 @@ class TaskRunnerExecutor(Executor):
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         name = _task_name(args)
         future = self.runner.submit(
-            prepare.with_options(task_run_name=name), {"fn": fn, "args": list(args)}
+            load_and_chunk.with_options(task_run_name=name), {"fn": fn, "args": list(args)}
         )
         context = contextvars.copy_context()
         return self._waiters.submit(context.run, future.result)
@@ -72,7 +72,7 @@ class TaskRunnerExecutor(Executor):
 
 def _task_name(args: tuple[Any, ...]) -> str:
     file = getattr(args[0], "file", None) if args else None
-    return f"prepare {file.path}" if file is not None else "prepare"
+    return f"load {file.path}" if file is not None else "load"
 
 
 def task_runner(config: HeadwaterConfig) -> TaskRunner[Any]:
