@@ -42,7 +42,11 @@ def _ids(config: str, out: str) -> int:
     engine = build_engine(load_config(config), embedder=EMBEDDER)
     try:
         ids = [r.id for batch in engine.state.store.scan() for r in batch]
-        answer = {"ids": ids, "count": engine.state.store.count(), "verified": verify(engine).ok}
+        answer = {
+            "ids": ids,
+            "count": engine.state.store.count(),
+            "verified": verify(engine.state).ok,
+        }
     finally:
         engine.close()
     with open(out, "w") as f:

@@ -48,7 +48,7 @@ def in_process(engine: SyncEngine) -> list[str]:
         seen.append(json.dumps(report.to_dict()))
     except HeadwaterError as exc:
         seen += [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
-    seen += [engine.state.store.location, engine.target, repr(engine.store)]
+    seen += [engine.state.store.location, engine.state.target, repr(engine.state.store)]
     try:
         engine.close()
     except Exception as exc:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from headwater.compose import build_engine
+from headwater.compose import build_engine, build_state
 from headwater.config import load_config
 from headwater.ingest.embedding import Embedder
 from headwater.ingest.engine import SyncEngine
@@ -174,13 +174,13 @@ def test_failed_migration_leaves_the_destination_manifest_alone(
 
     monkeypatch.setattr(FaissStore, "upsert", failing_upsert)
     with pytest.raises(StoreError, match="disk full"):
-        migrate(source, target, batch_size=20)
-    dest = build_engine(target, embedder=embedder)
+        migrate(build_state(source), build_state(target), batch_size=20)
+    dest = build_state(target)
     try:
         assert dest.manifest.counts() == (0, 0)
     finally:
         dest.close()
 
     monkeypatch.setattr(FaissStore, "upsert", real_upsert)
-    report = migrate(source, target, batch_size=20)
+    report = migrate(build_state(source), build_state(target), batch_size=20)
     assert report.copied == report.destination_count > 20
