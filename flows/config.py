@@ -136,12 +136,6 @@ class HeadwaterConfig(IngestConfig):
             raise ValueError(str(exc)) from None
         return self
 
-    def source(self, name: str) -> ScheduledSourceConfig:
-        for s in self.sources:
-            if s.name == name:
-                return s
-        raise ConfigError(f"no source named {name!r} in the config")
-
 
 def load_config(path: str | Path | None = None) -> HeadwaterConfig:
     """The config file (explicit, $HEADWATER_CONFIG or ./headwater.toml) merged with the

@@ -93,12 +93,7 @@ class KnowledgeBase:
         try:
             return engine.run(wait=wait)
         finally:
-            # The store stays open for searches; the rest of the engine is closed.
-            engine.state.manifest.close()
-            if engine.embedding_cache is not None:
-                engine.embedding_cache.close()
-            if engine.executor is not None:
-                engine.executor.shutdown()
+            engine.close(store=False)  # the store stays open for searches
 
     def close(self) -> None:
         """Release the store (safe to call twice)."""

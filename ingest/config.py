@@ -312,12 +312,6 @@ class IngestConfig(BaseSettings):
     def state_dir(self) -> Path:
         return self.resolve(self.state.dir)
 
-    def source(self, name: str) -> SourceConfig:
-        for s in self.sources:
-            if s.name == name:
-                return s
-        raise ConfigError(f"no source named {name!r} in the config")
-
 
 def find_config(explicit: str | Path | None = None) -> Path | None:
     """The config file to use: explicit, $HEADWATER_CONFIG, or ./headwater.toml."""
@@ -367,10 +361,11 @@ def format_validation_error(
             loc = (*loc, "strategy")
             given = err["input"].get("strategy") if isinstance(err["input"], dict) else None
             msg = f"unknown strategy {given!r}; choose one of: {', '.join(STRATEGIES)}"
-        key = ".".join(str(p) for p in loc) or "(top level)"
+        # Whole-file checks name their key in the message themselves.
+        key = ".".join(str(p) for p in loc)
         env = ENV_PREFIX + "__".join(str(p).upper() for p in err["loc"] if not isinstance(p, int))
         hint = f" (or environment variable {env})" if env in os.environ else ""
-        lines.append(f"  {key}: {msg}{hint}")
+        lines.append(f"  {key}: {msg}{hint}" if key else f"  {msg}{hint}")
     return "\n".join(lines)
 
 

@@ -100,8 +100,13 @@ class SyncEngine:
         """What this engine's vectors are (loads the model to learn the dimension)."""
         return CollectionSpec(self.embedder.dimension, self.state.model)
 
-    def close(self) -> None:
-        self.state.close()
+    def close(self, *, store: bool = True) -> None:
+        """Release what the engine opened; `store=False` leaves the store open for a
+        caller that shares it (the API keeps searching it)."""
+        if store:
+            self.state.close()
+        else:
+            self.state.manifest.close()
         if self.embedding_cache is not None:
             self.embedding_cache.close()
         if self.executor is not None:
