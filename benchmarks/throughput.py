@@ -4,13 +4,12 @@
     .venv/bin/python -m benchmarks.throughput --scenarios sync,floor --limit 30   # quick look
     .venv/bin/python -m benchmarks.throughput --summary        # throughput.md from the JSONs
 
-The same script measures an older checkout: it imports `ingest` from PYTHONPATH first and
-uses only build_engine(config).run(), report.to_dict(), load_document, create_chunker,
-resolve_model and the store's scan(), so
+An older checkout is measured with its own copy of this script (0.1 imported `ingest`,
+0.2 imports `headwater`), writing into this tree's results folder:
 
-    git worktree add /tmp/hw-before d86adf7
+    git worktree add /tmp/hw-before dd255ba
     cd /tmp/hw-before && PYTHONPATH=/tmp/hw-before /work/main/.venv/bin/python \\
-        /work/main/benchmarks/throughput.py --label before --out /work/main/benchmarks/results
+        benchmarks/throughput.py --label before --out /work/main/benchmarks/results
 
 records the "before" figures. Scenarios (each in a fresh process, so peak memory is its own):
 
