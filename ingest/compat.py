@@ -1,6 +1,7 @@
 """Work-arounds for broken combinations of third-party packages, applied on import.
 
-unstructured's PDF extra pulls torchvision (through unstructured-inference and timm), and
+unstructured's PDF extra, which Headwater no longer installs but a user may add for the
+hi_res strategy, pulls torchvision (through unstructured-inference and timm), and
 pip pairs the CPU build of torch with torchvision's CUDA-linked build, whose import fails
 ("operator torchvision::nms does not exist"). transformers imports torchvision whenever
 it is installed, so that one package would stop sentence-transformers. Nothing in

@@ -156,7 +156,7 @@ class LoadingConfig(_Section):
     ocr: bool = Field(
         False,
         description="Read PDF files without a text layer (scans) with Tesseract, which must be "
-        "installed with poppler's pdftoppm. Off: such files are reported as failed.",
+        "installed (Debian: tesseract-ocr). Off: such files are reported as failed.",
     )
     workers: int = Field(
         default_factory=lambda: min(2, os.cpu_count() or 1),

