@@ -15,11 +15,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 install: $(STAMP)
 
 # One install command; constraints.txt pins torch to the CPU build that this machine holds
-# (any other version resolves to a multi-GB CUDA build). tests/test_environment.py checks
-# PDF parsing and sentence-transformers in one process.
-$(STAMP): pyproject.toml constraints.txt
+# (any other version resolves to a multi-GB CUDA build), constraints-lock.txt saves pip's
+# resolver a long backtrack over every extra. tests/test_environment.py checks PDF parsing
+# and sentence-transformers in one process, and that torchvision was never installed.
+$(STAMP): pyproject.toml constraints.txt constraints-lock.txt
 	python3 -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt -e ".[all,dev]"
+	$(PIP) install -q -c constraints.txt -c constraints-lock.txt -e ".[all,dev]"
 	touch $(STAMP)
 
 demo: install
