@@ -116,14 +116,14 @@ def test_server_stopped_mid_run_then_next_run_completes(
     again = build_engine(cfg, embedder=embedder)
     try:
         # The manifest never records what the store lacks: nothing it names is missing.
-        before = verify(again)
+        before = verify(again.state)
         assert all(d.missing == 0 for d in before.drift), before.to_dict()
         report = again.run()
         assert report.ok, report.to_dict()
         counts = report.file_counts()
         assert counts["added"] == 11 - len(committed)
         assert counts["unchanged"] == len(committed)
-        after = verify(again)
+        after = verify(again.state)
         assert after.ok and after.store_chunks == after.manifest_chunks
     finally:
         again.close()
