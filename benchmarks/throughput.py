@@ -624,14 +624,16 @@ REPRODUCE = """\
 ## Reproduce
 
 ```
-# after (this working tree); about 15 minutes on 2 cores
+# after (this working tree, 0.2: one package, engine run/diff split, pebble parser pool,
+# PDFs read without unstructured's pdf extra); about 12 minutes on 2 cores
 .venv/bin/python -m benchmarks.throughput --corpus ../shared/bench-corpus --label after \\
-    --scenarios floor,sync,scale
-# before: the commit before this work, same script, its own code first on PYTHONPATH
-git worktree add /tmp/hw-before d86adf7
+    --scenarios floor,sync
+# before (0.1, recorded by the previous round at 2377d6f, which dd255ba changed only in
+# the README): the same command at that commit, which imported `ingest`, not `headwater`
+git worktree add /tmp/hw-before dd255ba
 cd /tmp/hw-before && PYTHONPATH=/tmp/hw-before /work/main/.venv/bin/python \\
-    /work/main/benchmarks/throughput.py --corpus /work/shared/bench-corpus --label before \\
-    --scenarios floor,sync --out /work/main/benchmarks/results
+    benchmarks/throughput.py --corpus /work/shared/bench-corpus --label before \\
+    --scenarios floor,sync,scale --out /work/main/benchmarks/results
 # GPU: pipeline Embedder vs bare model.encode (fp16) on the cold sync's chunks
 .venv/bin/python -m benchmarks.throughput --scenarios embed --label gpu
 # this table
