@@ -71,17 +71,24 @@ class Preparer:
         self.loading = loading
         self.model = model
         self._embedder = embedder
+        self._chunkers: dict[str, Chunker] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # The embedder (a loaded model) stays here; a semantic chunker loads its own there.
-        return {k: v for k, v in self.__dict__.items() if k != "_embedder"}
+        # The embedder (a loaded model) and the chunkers (tokenizers) stay here; the far
+        # side builds its own, once per process (see `_shared_chunkers`).
+        return {k: v for k, v in self.__dict__.items() if k not in ("_embedder", "_chunkers")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _embedder=None)
+        self.__dict__.update(state, _embedder=None, _chunkers=None)
 
     @property
     def chunkers(self) -> dict[str, Chunker]:
-        return _chunkers(self.model, self.chunking, self._embedder)
+        if self._chunkers is None:
+            if self._embedder is None:
+                self._chunkers = _shared_chunkers(self.model, self.chunking)
+            else:
+                self._chunkers = _build_chunkers(self.model, self.chunking, self._embedder)
+        return self._chunkers
 
     def prepare(self, item: PlannedFile) -> PreparedFile:
         """Raises LoadError for a file that cannot be read or parsed."""
@@ -118,29 +125,26 @@ _CHUNKING = threading.Lock()
 """Chunkers share one Hugging Face fast tokenizer, which raises "Already borrowed" when
 threads use it at once (a thread-pool task runner); parsing stays parallel."""
 
-_CHUNKERS: dict[tuple[str, str, int], dict[str, Chunker]] = {}
-_CHUNKERS_LOCK = threading.Lock()
+_SHARED: dict[tuple[str, str], dict[str, Chunker]] = {}
+_SHARED_LOCK = threading.Lock()
 
 
-def _chunkers(
+def _build_chunkers(
     model: str, chunking: Mapping[str, ChunkingConfig], embedder: Embedder | None
 ) -> dict[str, Chunker]:
-    """The chunkers for these settings, built once per process (and embedder)."""
     from headwater.ingest.chunking import create_chunker
 
-    key = (
-        model,
-        json.dumps({k: v.model_dump(mode="json") for k, v in sorted(chunking.items())}),
-        id(embedder),
-    )
-    with _CHUNKERS_LOCK:
-        found = _CHUNKERS.get(key)
-        if found is None:
-            found = _CHUNKERS[key] = {
-                name: create_chunker(cfg, model, embedder=embedder)
-                for name, cfg in chunking.items()
-            }
-        return found
+    return {name: create_chunker(cfg, model, embedder=embedder) for name, cfg in chunking.items()}
+
+
+def _shared_chunkers(model: str, chunking: Mapping[str, ChunkingConfig]) -> dict[str, Chunker]:
+    """Chunkers without a shared embedder, built once per process and settings: executors
+    that pickle the preparer with every file (pebble, Dask) do not rebuild tokenizers."""
+    key = (model, json.dumps({k: v.model_dump(mode="json") for k, v in sorted(chunking.items())}))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = _build_chunkers(model, chunking, None)
+        return _SHARED[key]
 
 
 def failure(item: PlannedFile, reason: str, *, permanent: bool = False) -> FileResult:
