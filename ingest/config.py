@@ -175,9 +175,9 @@ class LoadingConfig(_Section):
     max_memory_mb: int = Field(
         4096,
         ge=256,
-        description="A worker process parsing a file may use this much memory (resident, "
-        "including about 800 MB of parser libraries); a file that needs more is reported as "
-        "failed and its worker replaced (workers > 0 only).",
+        description="A worker process parsing a file may use this much memory (a cap on "
+        "its heap, inherited by pandoc or Tesseract; about 800 MB go to parser libraries); a "
+        "file that needs more is reported as failed (workers > 0 only).",
     )
 
     @field_validator("text_encoding")
