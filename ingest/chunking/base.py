@@ -8,6 +8,8 @@ evaluation measures retrieval on those offsets, so they must be true for every s
 from __future__ import annotations
 
 import logging
+import re
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -166,29 +168,58 @@ class Outline:
         return self.paths[max(i, 0)] if self.paths else None
 
 
-def locate(body: str, pieces: Iterable[str], offset: int = 0) -> list[tuple[int, int]]:
-    """Spans of `pieces`, which a splitter cut out of `body` in order, shifted by `offset`.
+_WHITESPACE = re.compile(r"\s+")
+_WORD = re.compile(r"[^\W\d_]{2}")
+"""Two letters in a row (any script): the least a chunk needs to be worth embedding."""
 
-    Each piece starts after the previous piece's start (overlap allowed). langchain's own
-    ``add_start_index`` mixes token overlap with character offsets, so we search instead.
+
+def has_word(text: str) -> bool:
+    """Whether a chunk holds a word: a run of two or more letters, in any script.
+
+    Page numbers, list markers and stray braces ("1", "42", "}", "- 3 -") become chunks
+    of their own when they stand alone between sections; embedded, they are noise that
+    matches every numeric query. Digits and punctuation alone never make a word, nor does
+    a single letter ("a", "x = 1"), so such chunks are left out.
     """
+    return _WORD.search(text) is not None
+
+
+def align(text: str, pieces: Iterable[str]) -> list[tuple[int, int]]:
+    """Spans of `text` holding `pieces`, which a chunker made from it in order, matched
+    with whitespace ignored.
+
+    unstructured's chunkers collapse runs of whitespace, so their text is not always in
+    the document verbatim. Each piece is searched from the end of the previous one, never
+    before it, so repeated passages map to their own copies; the span runs from the
+    piece's first to its last non-space character in the document.
+    """
+    squeezed = _WHITESPACE.sub("", text)
+    where = array("q", (m.start() for m in re.finditer(r"\S", text)))
     out = []
     cursor = 0
     for piece in pieces:
-        at = body.find(piece, cursor)
+        needle = _WHITESPACE.sub("", piece)
+        if not needle:
+            continue
+        at = squeezed.find(needle, cursor)
         if at < 0:
-            at = body.find(piece)
-        if at < 0:
-            raise ValueError(f"splitter returned text that is not in the document: {piece[:60]!r}")
-        out.append((offset + at, offset + at + len(piece)))
-        cursor = at + 1
+            raise ValueError(
+                f"chunker returned text that is not next in the document: {piece[:60]!r}"
+            )
+        cursor = at + len(needle)
+        out.append((where[at], where[cursor - 1] + 1))
     return out
 
 
 def build_chunks(
     document: Document, text: str, spans: Sequence[Span], pieces: Sequence[Piece], settings: str
 ) -> list[Chunk]:
-    """Chunks with ids and metadata for pieces of the document text, in reading order."""
+    """Chunks with ids and metadata for pieces of the document text, in reading order.
+
+    Pieces without a word (see `has_word`) are dropped before ids are given, so the ids of
+    the others do not change.
+    """
+    pieces = [p for p in pieces if has_word(text[p.start : p.end])]
     texts = [text[p.start : p.end] for p in pieces]
     ids = chunk_ids(document.source_id, settings, texts)
     ends = [s.end for s in spans]

@@ -7,7 +7,7 @@ from functools import cached_property
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from headwater.ingest.chunking.base import Outline, Piece, Span, build_chunks, document_text, locate
+from headwater.ingest.chunking.base import Outline, Piece, Span, align, build_chunks, document_text
 from headwater.ingest.chunking.config import ElementsChunking
 from headwater.ingest.ids import settings_key
 from headwater.ingest.models import Chunk, Document, Element
@@ -37,13 +37,14 @@ def _unstructured(elements: Sequence[Element]) -> list[UnstructuredElement]:
 class ElementsChunker:
     """Chunks whole elements together the way unstructured does.
 
-    ``split_by = "title"`` is unstructured's ``chunk_by_title``: a title starts a section,
-    small sections are combined, an element too long for ``max_characters`` is split.
-    ``split_by = "page"`` runs unstructured's basic chunker on each page separately, so a
-    chunk never holds text from two pages. unstructured joins the elements of a chunk with
-    a blank line, as the document text does, so every chunk is found in it verbatim.
-    Table headers are not repeated in continued table chunks and tables are not isolated
-    from their title, so that the chunks stay spans of the document text.
+        ``split_by = "title"`` is unstructured's ``chunk_by_title``: a title starts a section,
+        small sections are combined, an element too long for ``max_characters`` is split.
+        ``split_by = "page"`` runs unstructured's basic chunker on each page separately, so a
+        chunk never holds text from two pages. unstructured joins the elements of a chunk with
+        a blank line, as the document text does, but collapses runs of whitespace, so each
+    chunk is mapped back to its own span of the document text with whitespace ignored.
+        Table headers are not repeated in continued table chunks and tables are not isolated
+        from their title, so that the chunks stay spans of the document text.
     """
 
     def __init__(self, config: ElementsChunking, embedding_model: str) -> None:
@@ -82,8 +83,8 @@ class ElementsChunker:
 
     def pieces(self, text: str, spans: list[Span]) -> list[Piece]:
         outline = Outline(spans)
-        texts = [t for t in self._texts([s.element for s in spans]) if t.strip()]
-        return [Piece(s, e, outline.at(s)) for s, e in locate(text, texts)]
+        texts = self._texts([s.element for s in spans])
+        return [Piece(s, e, outline.at(s)) for s, e in align(text, texts)]
 
     def chunk(self, document: Document) -> list[Chunk]:
         text, spans = document_text(document.elements)

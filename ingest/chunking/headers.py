@@ -13,10 +13,9 @@ from headwater.ingest.chunking.base import (
     document_text,
     has_heading_levels,
     heading_paths,
-    locate,
 )
 from headwater.ingest.chunking.config import HeadersChunking, RecursiveChunking
-from headwater.ingest.chunking.recursive import RecursiveChunker, recursive_splitter
+from headwater.ingest.chunking.recursive import RecursiveChunker, recursive_splitter, split_spans
 from headwater.ingest.models import Chunk, Document
 
 _ALGORITHM_VERSION = 1
@@ -85,7 +84,7 @@ class HeadersChunker(UnitSized):
             if self._length(body) <= self._size:
                 out.append(Piece(section.start, section.end, section.title))
                 continue
-            for start, end in locate(body, splitter.split_text(body), section.start):
+            for start, end in split_spans(splitter, body, section.start):
                 out.append(Piece(start, end, section.title))
         return out
 

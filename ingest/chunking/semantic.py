@@ -16,11 +16,10 @@ from headwater.ingest.chunking.base import (
     build_chunks,
     document_text,
     length_function,
-    locate,
     token_budget,
 )
 from headwater.ingest.chunking.config import SemanticChunking
-from headwater.ingest.chunking.recursive import recursive_splitter
+from headwater.ingest.chunking.recursive import recursive_splitter, split_spans
 from headwater.ingest.embedding import EmbeddingConfig
 from headwater.ingest.ids import settings_key
 from headwater.ingest.models import Chunk, Document
@@ -95,8 +94,7 @@ class SemanticChunker:
                 if self._length(text[start:end]) <= self._size:
                     out.append((start, end))
                 else:
-                    body = text[start:end]
-                    out.extend(locate(body, splitter.split_text(body), start))
+                    out.extend(split_spans(splitter, text[start:end], start))
         return out
 
     def distances(self, text: str, units: list[tuple[int, int]]) -> np.ndarray:
