@@ -5,7 +5,6 @@ A file that yields no text is a failure with a reason, never an empty document.
 
 from __future__ import annotations
 
-import codecs
 import importlib.util
 import io
 import logging
@@ -18,6 +17,7 @@ from functools import cache
 from pathlib import PurePosixPath
 from typing import Any
 
+from headwater.ingest import textfiles
 from headwater.ingest.config import LoadingConfig
 from headwater.ingest.errors import LoadError
 from headwater.ingest.ids import content_hash
@@ -108,7 +108,10 @@ def load_document(file: SourceFile, data: bytes, config: LoadingConfig) -> Docum
         raise LoadError(file.path, f"unsupported file type '.{kind}'")
     check_content(file.path, kind, data, config)
     if kind in _PLAIN_TEXT:
-        data = to_utf8(file.path, data, config.text_encoding)
+        text = textfiles.decode_text(file.path, data, config.text_encoding)
+        data = text.encode("utf-8")
+        if kind in textfiles.FAST_TYPES:
+            return _text_document(file, kind, data, textfiles.text_elements(kind, text))
 
     raw = _partition(file.path, kind, data, config.pdf_strategy, config)
     elements = _elements(raw)
@@ -127,6 +130,12 @@ def load_document(file: SourceFile, data: bytes, config: LoadingConfig) -> Docum
             )
     if not elements:
         raise LoadError(file.path, "no text could be extracted")
+    return Document(file=file, file_type=kind, content_hash=content_hash(data), elements=elements)
+
+
+def _text_document(file: SourceFile, kind: str, data: bytes, elements: list[Element]) -> Document:
+    if not elements:
+        raise LoadError(file.path, "no text could be extracted (the file is only whitespace)")
     return Document(file=file, file_type=kind, content_hash=content_hash(data), elements=elements)
 
 
@@ -379,36 +388,10 @@ def html_depth(data: bytes) -> int:
 
 
 def _utf16_bom(data: bytes) -> bool:
-    return data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-
-
-_MULTIBYTE = re.compile(
-    r"utf_16|utf_32|shift_jis|cp932|euc_jp|iso2022|gb2312|gbk|gb18030|hz|big5|cp950|euc_kr|"
-    r"cp949|johab"
-)
+    """Whether the text is UTF-16 or UTF-32 (with a byte-order mark or detectably without)."""
+    return textfiles.wide_encoding(data) is not None
 
 
 def to_utf8(path: str, data: bytes, fallback: str) -> bytes:
-    """A text file's bytes as UTF-8: UTF-8 as is, else a detected multi-byte encoding, else
-    `fallback` (single-byte code pages cannot be told apart by statistics)."""
-    if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8) :]
-    try:
-        data.decode("utf-8")
-        return data
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    encoding = best.encoding if best is not None and _MULTIBYTE.search(best.encoding) else fallback
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise LoadError(
-            path,
-            f"text is not UTF-8 and not valid {encoding} either ({exc.reason} at byte "
-            f"{exc.start}); set loading.text_encoding to the file's encoding",
-        ) from exc
-    log.info("%s: not UTF-8; read as %s", path, encoding)
-    return text.encode("utf-8")
+    """A text file's bytes as UTF-8 (see `textfiles.decode_text`)."""
+    return textfiles.decode_text(path, data, fallback).encode("utf-8")
