@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import logging
 import re
 from collections.abc import Iterator
@@ -189,7 +190,7 @@ def plain_elements(text: str) -> list[Element]:
 
 def table_elements(text: str, delimiter: str) -> list[Element]:
     """A CSV/TSV file as a Table element: one line per row, cells joined by spaces."""
-    rows = csv.reader(text.splitlines(), delimiter=delimiter)
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     lines = [" ".join(c.strip() for c in row if c.strip()) for row in rows]
     body = "\n".join(line for line in lines if line)
     return [Element(body, "Table")] if body else []
@@ -197,7 +198,8 @@ def table_elements(text: str, delimiter: str) -> list[Element]:
 
 def markdown_elements(text: str) -> list[Element]:
     """Markdown blocks as elements: headings (with levels), paragraphs, list items, code,
-    tables. Raw HTML is kept as text, so a token like ``<unk>`` keeps its place."""
+    tables. Raw HTML is kept as text, so a token like ``<unk>`` keeps its place; what
+    goes is the markup (``#``, ``*``, link targets, a code fence's language)."""
     from markdown_it import MarkdownIt
 
     md = MarkdownIt("commonmark", {"html": False}).enable("table")

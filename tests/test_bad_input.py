@@ -65,6 +65,13 @@ CASES = [
     Case("Windows-1252 text", "cp1252.txt", "Café naïve “quoted” résumé", ingested=True),
     Case("Latin-1 Markdown", "latin1.md", "Grüße aus Köln", ingested=True),
     Case("Shift-JIS text", "shift-jis.txt", "東京都の会社の規則", ingested=True),
+    Case(
+        "UTF-16 text without a byte-order mark",
+        "utf16-no-bom.txt",
+        "saved as UTF-16 without a mark",
+        ingested=True,
+    ),
+    Case("text that turns into NUL bytes after 8 KB", "mostly-nul.txt", "NUL or other control"),
 ]
 OCR_CASE = Case("PDF without a text layer, OCR on", "scan.pdf", "lifetime warranty", ingested=True)
 
@@ -151,6 +158,10 @@ def make_corpus(docs: Path, outside: Path) -> None:
     (docs / "shift-jis.txt").write_bytes(
         "日本語のテキストです。東京都の会社の規則。".encode("shift_jis")
     )
+    (docs / "utf16-no-bom.txt").write_bytes(
+        "A note from Windows, saved as UTF-16 without a mark.".encode("utf-16-le")
+    )
+    (docs / "mostly-nul.txt").write_bytes(b"A short line of text.\n" * 400 + b"\0" * 100_000)
 
 
 def write_config(tmp_path: Path, docs: Path, **loading: Any) -> Path:
