@@ -362,6 +362,7 @@ class SyncEngine:
                     written=len(ids & written),
                     deleted=len(d.deleted),
                     truncated=len(ids & truncated),
+                    warnings=d.file.warnings,
                 )
             )
 

@@ -52,10 +52,8 @@ SUPPORTED_TYPES = (
     "rst",
     "org",
     "msg",
+    "ppt",
 )
-
-# Running headers, footers and page numbers repeat on every page: noise for retrieval.
-_PAGE_FURNITURE = {"Header", "Footer", "PageNumber"}
 
 _INFERENCE = "unstructured_inference"
 _SPACY_MODEL = "en_core_web_sm"
@@ -105,7 +103,7 @@ def load_document(file: SourceFile, data: bytes, config: LoadingConfig) -> Docum
     if not data:
         raise LoadError(file.path, "file is empty (0 bytes)")
     if kind not in SUPPORTED_TYPES:
-        raise LoadError(file.path, f"unsupported file type '.{kind}'")
+        raise LoadError(file.path, unsupported(kind, data))
     check_content(file.path, kind, data, config)
     if kind in _PLAIN_TEXT:
         text = textfiles.decode_text(file.path, data, config.text_encoding)
@@ -113,7 +111,8 @@ def load_document(file: SourceFile, data: bytes, config: LoadingConfig) -> Docum
         if kind in textfiles.FAST_TYPES:
             return _text_document(file, kind, data, textfiles.text_elements(kind, text))
 
-    raw = _partition(file.path, kind, data, config.pdf_strategy, config)
+    warnings: list[str] = []
+    raw = _partition(file.path, kind, data, config.pdf_strategy, config, warnings)
     elements = _elements(raw)
     if not elements and kind == "pdf" and config.pdf_strategy in ("fast", "auto"):
         if not config.ocr:
@@ -129,8 +128,53 @@ def load_document(file: SourceFile, data: bytes, config: LoadingConfig) -> Docum
                 "no text could be extracted: the PDF has no text layer and OCR found none",
             )
     if not elements:
-        raise LoadError(file.path, "no text could be extracted")
-    return Document(file=file, file_type=kind, content_hash=content_hash(data), elements=elements)
+        left_out = f" ({'; '.join(warnings)})" if warnings else ""
+        raise LoadError(file.path, f"no text could be extracted{left_out}")
+    for warning in warnings:
+        log.warning("%s: %s", file.path, warning)
+    return Document(
+        file=file,
+        file_type=kind,
+        content_hash=content_hash(data),
+        elements=elements,
+        warnings=tuple(warnings),
+    )
+
+
+# What would read a type Headwater does not: the package or program, or what to do.
+_UNSUPPORTED_HINTS = {
+    "xls": "old Excel workbooks are not read; save it as .xlsx",
+    "pps": "old PowerPoint shows are not read; save it as .pptx",
+    "odp": "OpenDocument presentations are not read; save it as .pptx",
+    "ods": "OpenDocument spreadsheets are not read; save it as .xlsx",
+    "pages": "Apple Pages files are not read; export it as .docx or .pdf",
+    "key": "Apple Keynote files are not read; export it as .pptx or .pdf",
+    "numbers": "Apple Numbers files are not read; export it as .xlsx",
+    "wpd": "WordPerfect files are not read; save it as .docx (LibreOffice opens it)",
+    "mbox": "mailboxes are not read; save each message as .eml",
+}
+_MEDIA = {
+    "image": "images are not read (no OCR outside PDFs); put the picture in a PDF and set "
+    "loading.ocr = true",
+    "audio": "audio is not transcribed",
+    "video": "video is not transcribed",
+}
+_MEDIA_TYPES = {
+    **dict.fromkeys(["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "heic", "webp"], "image"),
+    **dict.fromkeys(["mp3", "wav", "m4a", "ogg", "flac", "aac"], "audio"),
+    **dict.fromkeys(["mp4", "mov", "avi", "mkv", "webm"], "video"),
+}
+
+
+def unsupported(kind: str, data: bytes) -> str:
+    """Why a file of an unknown type is not read: its real type if the content is one
+    Headwater reads (a renamed file), else what would read it."""
+    real = content_type(data)
+    if real is not None and real[0] in SUPPORTED_TYPES:
+        return f"the name says .{kind} but the content is {real[1]}; rename it to .{real[0]}"
+    base = f"unsupported file type '.{kind}'"
+    hint = _UNSUPPORTED_HINTS.get(kind) or _MEDIA.get(_MEDIA_TYPES.get(kind, ""))
+    return f"{base}: {hint}" if hint else base
 
 
 def _text_document(file: SourceFile, kind: str, data: bytes, elements: list[Element]) -> Document:
@@ -140,11 +184,24 @@ def _text_document(file: SourceFile, kind: str, data: bytes, elements: list[Elem
 
 
 def _partition(
-    path: str, kind: str, data: bytes, strategy: str, config: LoadingConfig
+    path: str,
+    kind: str,
+    data: bytes,
+    strategy: str,
+    config: LoadingConfig,
+    warnings: list[str] | None = None,
 ) -> list[Any]:
+    """unstructured's elements; what was left out (an e-mail attachment) goes to
+    `warnings`."""
     ensure_spacy_model()
     if strategy == "ocr_only":
         _check_ocr_tools(path)
+    if kind in ("doc", "ppt") and shutil.which("soffice") is None:
+        raise LoadError(
+            path,
+            f"a .{kind} file is read through LibreOffice, whose `soffice` program is not "
+            f"installed (Debian: apt-get install libreoffice-core); or save it as .{kind}x",
+        )
     if kind == "pdf" and strategy == "hi_res" and importlib.util.find_spec(_INFERENCE) is None:
         raise LoadError(
             path,
@@ -163,6 +220,8 @@ def _partition(
             if strategy == "ocr_only":
                 return pdf.partition_ocr(data, config.languages)
             return pdf.partition_text_layer(data, config.languages)
+        if kind in ("eml", "msg"):
+            return _partition_mail(path, kind, data, config, warnings)
         return list(
             partition(
                 file=io.BytesIO(data),
@@ -171,11 +230,48 @@ def _partition(
                 languages=config.languages,
             )
         )
+    except LoadError:
+        raise
     except Exception as exc:  # unstructured raises many types; all mean "this file failed"
-        raise LoadError(path, f"could not parse as .{kind}: {type(exc).__name__}: {exc}") from exc
+        from headwater.ingest.pdf import PdfTooLargeError
+
+        if isinstance(exc, PdfTooLargeError):
+            raise LoadError(path, f"PDF not parsed: {exc}") from exc
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise LoadError(path, f"could not parse as .{kind}: {detail}") from exc
+
+
+def _partition_mail(
+    path: str, kind: str, data: bytes, config: LoadingConfig, warnings: list[str] | None
+) -> list[Any]:
+    from headwater.ingest import mail
+
+    def read(name: str, payload: bytes) -> list[Any]:
+        inner = file_type(name)
+        where = f"{path} > {name}"
+        if inner not in SUPPORTED_TYPES:
+            raise LoadError(where, unsupported(inner, payload))
+        if not payload.strip():
+            raise LoadError(where, "empty")
+        check_content(where, inner, payload, config)
+        if inner in _PLAIN_TEXT:
+            payload = to_utf8(where, payload, config.text_encoding)
+        found = _partition(where, inner, payload, config.pdf_strategy, config, warnings)
+        if not found:
+            raise LoadError(where, "no text could be extracted")
+        return found
+
+    found = (mail.partition_eml if kind == "eml" else mail.partition_msg)(path, data, read)
+    if warnings is not None:
+        warnings += found.warnings
+    return found.elements
 
 
 def _elements(raw: Iterable[Any]) -> list[Element]:
+    found = [(text, el) for el in raw if (text := (el.text or "").strip())]
+    dropped = page_furniture(
+        [(text, el.category, getattr(el.metadata, "page_number", None)) for text, el in found]
+    )
     return [
         Element(
             text=text,
@@ -183,9 +279,35 @@ def _elements(raw: Iterable[Any]) -> list[Element]:
             page=getattr(el.metadata, "page_number", None),
             depth=getattr(el.metadata, "category_depth", None),
         )
-        for el in raw
-        if (text := (el.text or "").strip()) and el.category not in _PAGE_FURNITURE
+        for i, (text, el) in enumerate(found)
+        if i not in dropped
     ]
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def page_furniture(items: list[tuple[str, str, int | None]]) -> set[int]:
+    """Which of (text, category, page) are page furniture, to leave out: page numbers, and
+    headers and footers whose text (numbers aside) recurs on another page. unstructured
+    classes text as a header or footer by position alone, so a one-off line at the top of
+    a page, or a whole page of text near its edges, is content; and a file is never left
+    with no text at all."""
+
+    def key(text: str) -> str:
+        return " ".join(_DIGITS.sub("#", text).split()).lower()
+
+    pages: dict[str, set[int | None]] = {}
+    for text, category, page in items:
+        if category in ("Header", "Footer"):
+            pages.setdefault(key(text), set()).add(page)
+    dropped = {
+        i
+        for i, (text, category, page) in enumerate(items)
+        if category == "PageNumber"
+        or (category in ("Header", "Footer") and (len(pages[key(text)]) > 1 or key(text) == "#"))
+    }
+    return set() if len(dropped) == len(items) else dropped
 
 
 def _check_ocr_tools(path: str) -> None:
@@ -211,7 +333,7 @@ _ZIP_TYPES = {
     "epub": ("META-INF/container.xml", "an EPUB book (.epub)"),
     "odt": ("content.xml", "an OpenDocument text (.odt)"),
 }
-_OLE_TYPES = {"doc", "msg"}
+_OLE_TYPES = {"doc", "ppt", "msg"}
 _SIGNATURES = (
     (b"%PDF-", "pdf", "a PDF"),
     (b"PK\x03\x04", "zip", "a ZIP archive"),
@@ -220,6 +342,7 @@ _SIGNATURES = (
     (b"\x89PNG", "image", "a PNG image"),
     (b"\xff\xd8\xff", "image", "a JPEG image"),
     (b"GIF8", "image", "a GIF image"),
+    (b"ID3", "audio", "an MP3 audio file"),
     (b"\x1f\x8b", "gzip", "a gzip archive"),
 )
 HTML_MAX_DEPTH = 255
@@ -275,27 +398,100 @@ def sniff(data: bytes) -> tuple[str, str] | None:
     return None
 
 
+_ENCRYPTED = "encrypted"
+_LOCKED_OFFICE = (
+    "encrypted: the content is a password-protected {}; save a copy without a password to ingest it"
+)
+_OLE_STREAMS = (
+    # (stream, extension, description), first match wins
+    ("EncryptedPackage", _ENCRYPTED, _LOCKED_OFFICE.format("Office document")),
+    ("WordDocument", "doc", "an old Word document (.doc)"),
+    ("PowerPoint Document", "ppt", "an old PowerPoint deck (.ppt)"),
+    ("Workbook", "xls", "an old Excel workbook (.xls)"),
+    ("Book", "xls", "an old Excel workbook (.xls)"),
+    ("__properties_version1.0", "msg", "an Outlook message (.msg)"),
+)
+_MESSAGE_CLASS = "__substg1.0_001A001F"
+"""PR_MESSAGE_CLASS as UTF-16 ([MS-OXMSG] 2.1.3): IPM.Note.SMIME is an encrypted message."""
+
+
+def content_type(data: bytes) -> tuple[str, str] | None:
+    """The type the bytes are, as (extension, description): an Office file by what its
+    ZIP or OLE container holds, else the container; None for text."""
+    found = sniff(data)
+    if found is None or found[0] not in ("zip", "ole"):
+        return found
+    if found[0] == "zip":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, ValueError, OSError):
+            return found
+        return next(
+            ((ext, what) for ext, (member, what) in _ZIP_TYPES.items() if member in names), found
+        )
+    return _ole_type(data) or found
+
+
+def _ole_type(data: bytes) -> tuple[str, str] | None:
+    import olefile
+
+    try:
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+            streams = {"/".join(entry) for entry in ole.listdir()}
+            for stream, ext, what in _OLE_STREAMS:
+                if stream in streams:
+                    if ext == "doc" and _word97_encrypted(ole):
+                        return _ENCRYPTED, _LOCKED_OFFICE.format("Word document (.doc)")
+                    if ext == "msg" and _MESSAGE_CLASS in streams:
+                        return _outlook_encrypted(ole) or (ext, what)
+                    return ext, what
+    except Exception:  # olefile raises many types on damaged files
+        return None
+    return None
+
+
+def _outlook_encrypted(ole: Any) -> tuple[str, str] | None:
+    raw = ole.openstream(_MESSAGE_CLASS).read(512)
+    message_class = raw.decode("utf-16-le", "replace").rstrip("\x00").lower()
+    if message_class.startswith("ipm.note.smime") and "multipartsigned" not in message_class:
+        return _ENCRYPTED, "encrypted (S/MIME): the Outlook message can only be read with its key"
+    if "rpmsg" in message_class:
+        return _ENCRYPTED, "encrypted (rights management): open the Outlook message in Outlook"
+    return None
+
+
+def _word97_encrypted(ole: Any) -> bool:
+    # The FIB's flags word at offset 10; bit 8 is fEncrypted ([MS-DOC] 2.5.2).
+    head = ole.openstream("WordDocument").read(12)
+    return len(head) == 12 and bool(int.from_bytes(head[10:12], "little") & 0x0100)
+
+
+def _family(kind: str) -> str | None:
+    if kind in _ZIP_TYPES:
+        return "zip"
+    if kind in _OLE_TYPES:
+        return "ole"
+    return kind if kind in ("pdf", "rtf") else None
+
+
 def check_content(path: str, kind: str, data: bytes, config: LoadingConfig) -> None:
     """Raise LoadError when the bytes are not what the name says, or are unsafe to parse."""
-    found = sniff(data)
-    expected = (
-        "pdf"
-        if kind == "pdf"
-        else "zip"
-        if kind in _ZIP_TYPES
-        else "ole"
-        if kind in _OLE_TYPES
-        else "rtf"
-        if kind == "rtf"
-        else None
-    )
-    if found is not None and found[0] != expected:
-        raise LoadError(
-            path,
-            f"the name says .{kind} but the content is {found[1]}; rename it with the right "
-            "extension",
+    real = content_type(data)
+    expected = _family(kind)
+    if real is not None and real[0] == _ENCRYPTED:
+        raise LoadError(path, real[1], permanent=True)
+    if real is not None and real[0] != kind and real[0] != expected:
+        ext = real[0]
+        hint = (
+            f"rename it to .{ext}"
+            if ext in SUPPORTED_TYPES
+            else _UNSUPPORTED_HINTS.get(ext)
+            or _MEDIA.get(ext)
+            or "rename it with the right extension"
         )
-    if found is None and expected is not None:
+        raise LoadError(path, f"the name says .{kind} but the content is {real[1]}; {hint}")
+    if real is None and expected is not None:
         raise LoadError(
             path, f"the name says .{kind} but the content is not {_describe(kind)} (no header)"
         )
@@ -318,7 +514,13 @@ def check_content(path: str, kind: str, data: bytes, config: LoadingConfig) -> N
 def _describe(kind: str) -> str:
     if kind in _ZIP_TYPES:
         return _ZIP_TYPES[kind][1]
-    return {"pdf": "a PDF", "rtf": "an RTF document"}.get(kind, f"a .{kind} file")
+    return {
+        "pdf": "a PDF",
+        "rtf": "an RTF document",
+        "doc": "an old Word document (OLE2)",
+        "ppt": "an old PowerPoint deck (OLE2)",
+        "msg": "an Outlook message (OLE2)",
+    }.get(kind, f"a .{kind} file")
 
 
 def _check_pdf(path: str, data: bytes) -> None:
@@ -329,7 +531,9 @@ def _check_pdf(path: str, data: bytes) -> None:
     if b"%%EOF" not in data[-2048:]:
         raise LoadError(path, "PDF is truncated or corrupt: no %%EOF marker at its end")
     locked = LoadError(
-        path, "PDF is password-protected; save a copy without a password to ingest it"
+        path,
+        "encrypted: the PDF is password-protected; save a copy without a password to ingest it",
+        permanent=True,
     )
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -345,7 +549,41 @@ def _check_pdf(path: str, data: bytes) -> None:
     except LoadError:
         raise
     except Exception as exc:  # pypdf raises many types for damaged files
-        raise LoadError(path, f"PDF is corrupt: {type(exc).__name__}: {exc}") from exc
+        # pypdf is stricter than pdfium and pdfminer, which read the text: a file that
+        # pdfium opens is parsed.
+        pages = _pdfium_pages(data)
+        if pages == "locked":
+            raise locked from None
+        pages = pages or _pdfminer_pages(data)
+        if not pages:
+            raise LoadError(path, f"PDF is corrupt: {type(exc).__name__}: {exc}") from exc
+        log.info("%s: pypdf cannot read it (%s), but %s pages are found", path, exc, pages)
+
+
+def _pdfminer_pages(data: bytes) -> int:
+    """How many pages pdfminer finds; it looks for page objects when the page tree is
+    broken, where pdfium and pypdf give up."""
+    from pdfminer.pdfpage import PDFPage
+
+    try:
+        return sum(1 for _ in PDFPage.get_pages(io.BytesIO(data)))
+    except Exception:  # pdfminer raises many types on damaged files
+        return 0
+
+
+def _pdfium_pages(data: bytes) -> int | str:
+    """How many pages pdfium finds (0 when it cannot open the file), or "locked"."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        return "locked" if exc.err_code == pdfium_c.FPDF_ERR_PASSWORD else 0
+    try:
+        return len(pdf)
+    finally:
+        pdf.close()
 
 
 def _check_zip(path: str, kind: str, data: bytes, max_unpacked_mb: float) -> None:

@@ -74,6 +74,8 @@ class Document:
     file_type: str
     content_hash: str
     elements: Sequence[Element]
+    warnings: tuple[str, ...] = ()
+    """What was left out though the file loaded (an e-mail attachment that cannot be read)."""
 
     @property
     def source_id(self) -> str:
@@ -229,6 +231,8 @@ class FileResult:
     stale: bool = False
     """FAILED now, but ingested before: the store keeps the chunks of its last good version
     (counted in `chunks`) until the file loads again or disappears."""
+    warnings: tuple[str, ...] = ()
+    """What loading left out of a file that went through (see `Document.warnings`)."""
     permanent: bool = False
     """FAILED because of its content (see `LoadError.permanent`), not a read error, a time
     or memory limit, or a crash, which are tried again on every run."""

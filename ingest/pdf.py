@@ -38,7 +38,6 @@ from unstructured.nlp.patterns import PARAGRAPH_PATTERN
 from unstructured.partition.pdf_image.pdfminer_utils import (
     PDFMinerConfig,
     get_text_with_deduplication,
-    open_pdfminer_pages_generator,
     rect_to_bbox,
 )
 from unstructured.partition.text import element_from_text
@@ -68,55 +67,124 @@ PDFPageInterpreter.init_resources = _init_resources_without_colorspace  # type: 
 # -- "fast": the text layer -------------------------------------------------------------
 
 
+class PdfTooLargeError(Exception):
+    """The PDF's content streams expand past the caps against decompression bombs."""
+
+
 def partition_text_layer(data: bytes, languages: list[str]) -> list[Element]:
-    """unstructured's ``partition_pdf(strategy="fast")``: no elements when the text
-    cannot be read (unstructured then logs at DEBUG; here a warning says why)."""
-    if _too_complex(data):
-        log.warning("PDF is too complex (a vector drawing?) to read its text layer")
-        return []
+    """unstructured's ``partition_pdf(strategy="fast")``, page by page: a page pdfminer
+    cannot read, or reads as no text, or that is too complex for it (unstructured then
+    gives up on the whole file), is read from its text layer by pdfium instead."""
+    skip = _complex_pages(data)
+    pages: dict[int, list[Element]] = {}
     try:
-        pages = list(_pdfminer_pages(io.BytesIO(data), languages))
-    except Exception as exc:  # unstructured swallows every failure here too
-        log.warning("PDF text extraction failed: %s: %s", type(exc).__name__, exc)
-        return []
-    elements: list[Element] = []
-    for page in pages:  # _partition_pdf_with_pdfparser
-        elements += sort_page_elements(sort_page_elements(page, SORT_MODE_BASIC), SORT_MODE_XY_CUT)
-    return elements
-
-
-def _pdfminer_pages(fp: io.BytesIO, languages: list[str]) -> Iterator[list[Element]]:
-    """unstructured's ``_process_pdfminer_pages``, less link metadata."""
-    config = PDFMinerConfig(word_margin=0.185)  # partition_pdf's default
-    for number, (page, layout) in enumerate(open_pdfminer_pages_generator(fp, None, config), 1):
-        system = PixelSpace(width=layout.width, height=layout.height)
-        found: list[tuple[str, tuple[float, float, float, float]]] = []
-        for obj in layout:
-            bbox = rect_to_bbox(obj.bbox, layout.height)
-            if hasattr(obj, "get_text"):
-                snippets = [
-                    get_text_with_deduplication(obj, env_config.PDF_CHAR_DUPLICATE_THRESHOLD)
-                ]
-            else:
-                snippets = re.split(PARAGRAPH_PATTERN, _extract_text(obj))
-            for snippet in snippets:
-                text = clean_extra_whitespace_with_index_run(snippet)[0]
-                if text.strip():
-                    found.append((text, bbox))
-        if page.annots:
-            found += _widget_texts(page.annots, layout.height)
-        elements = []
-        for text, (x1, y1, x2, y2) in found:
-            points = ((x1, y1), (x1, y2), (x2, y2), (x2, y1))
-            element = element_from_text(text, coordinates=points, coordinate_system=system)
-            element.metadata = ElementMetadata(
-                page_number=number,
-                coordinates=CoordinatesMetadata(points=points, system=system),
-                languages=languages,
+        for number, page in _pdfminer_pages(io.BytesIO(data), languages, skip):
+            # _partition_pdf_with_pdfparser
+            pages[number] = sort_page_elements(
+                sort_page_elements(page, SORT_MODE_BASIC), SORT_MODE_XY_CUT
             )
-            element.metadata.detection_origin = "pdfminer"
+    except Exception as exc:  # a broken page tree: pdfium may still find the pages
+        log.warning("pdfminer stopped reading the PDF: %s: %s", type(exc).__name__, exc)
+    pages.update(_pdfium_pages(data, {n for n, found in pages.items() if found}, languages))
+    return [element for _, found in sorted(pages.items()) for element in found]
+
+
+def _pdfminer_pages(
+    fp: io.BytesIO, languages: list[str], skip: set[int]
+) -> Iterator[tuple[int, list[Element]]]:
+    """unstructured's ``_process_pdfminer_pages``, less link metadata; a page in `skip` or
+    one pdfminer fails on comes out empty (unstructured repairs a page with a syntax
+    error through pikepdf; here pdfium reads it)."""
+    from pdfminer.pdfpage import PDFPage
+    from unstructured.partition.pdf_image.pdfminer_utils import init_pdfminer
+
+    device, interpreter = init_pdfminer(PDFMinerConfig(word_margin=0.185))  # the default
+    for number, page in enumerate(PDFPage.get_pages(fp, password=""), 1):
+        if number in skip:
+            yield number, []
+            continue
+        try:
+            interpreter.process_page(page)
+            layout = device.get_result()
+            elements = _page_elements(number, page, layout, languages)
+        except Exception as exc:
+            log.info("page %d: pdfminer failed (%s: %s)", number, type(exc).__name__, exc)
+            elements = []
+        yield number, elements
+
+
+def _page_elements(number: int, page: Any, layout: Any, languages: list[str]) -> list[Element]:
+    system = PixelSpace(width=layout.width, height=layout.height)
+    found: list[tuple[str, tuple[float, float, float, float]]] = []
+    for obj in layout:
+        bbox = rect_to_bbox(obj.bbox, layout.height)
+        if hasattr(obj, "get_text"):
+            snippets = [get_text_with_deduplication(obj, env_config.PDF_CHAR_DUPLICATE_THRESHOLD)]
+        else:
+            snippets = re.split(PARAGRAPH_PATTERN, _extract_text(obj))
+        for snippet in snippets:
+            text = clean_extra_whitespace_with_index_run(snippet)[0]
+            if text.strip():
+                found.append((text, bbox))
+    if page.annots:
+        found += _widget_texts(page.annots, layout.height)
+    elements = []
+    for text, (x1, y1, x2, y2) in found:
+        points = ((x1, y1), (x1, y2), (x2, y2), (x2, y1))
+        element = element_from_text(text, coordinates=points, coordinate_system=system)
+        element.metadata = ElementMetadata(
+            page_number=number,
+            coordinates=CoordinatesMetadata(points=points, system=system),
+            languages=languages,
+        )
+        element.metadata.detection_origin = "pdfminer"
+        elements.append(element)
+    return _combine_list_elements(elements, system)
+
+
+def _pdfium_pages(data: bytes, read: set[int], languages: list[str]) -> dict[int, list[Element]]:
+    """The pages not in `read` (those pdfminer found no text on or never reached), as
+    pdfium reads their text layer: one element per paragraph (pdfium gives no layout, so nothing is classed as a
+    header or footer)."""
+    import pypdfium2 as pdfium
+
+    found: dict[int, list[Element]] = {}
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        log.info("pdfium cannot open the PDF either: %s", exc)
+        return found
+    try:
+        for number in range(1, len(pdf) + 1):
+            if number in read:
+                continue
+            try:
+                page = pdf[number - 1]
+                textpage = page.get_textpage()
+                text = textpage.get_text_range()
+                textpage.close()
+                page.close()
+            except pdfium.PdfiumError as exc:
+                log.info("page %d: pdfium failed too (%s)", number, exc)
+                continue
+            found[number] = _paragraphs(text, number, languages)
+            if found[number]:
+                log.info("page %d: text read by pdfium", number)
+    finally:
+        pdf.close()
+    return found
+
+
+def _paragraphs(text: str, number: int, languages: list[str]) -> list[Element]:
+    elements = []
+    for paragraph in re.split(r"(?:\r?\n[ \t]*){2,}", text.replace("\x00", "")):
+        cleaned = " ".join(paragraph.split())
+        if cleaned:
+            element = element_from_text(cleaned)
+            element.metadata = ElementMetadata(page_number=number, languages=languages)
+            element.metadata.detection_origin = "pdfium"
             elements.append(element)
-        yield _combine_list_elements(elements, system)
+    return elements
 
 
 def _extract_text(item: Any) -> str:
@@ -225,54 +293,67 @@ _GRAPHICS_OPS = re.compile(
 _TEXT_OPS = re.compile(rb"(?:^|(?<=\s))(?:Tj|TJ|'|\"|Tf|Td|TD|Tm|T\*|BT|ET)(?=\s|$)", re.M)
 
 
-def _too_complex(data: bytes) -> bool:
-    """unstructured's ``is_pdf_too_complex`` with its default limits: a page of more than
-    10,000 drawing operators at over 20 per text operator (a CAD drawing), or content
-    streams past its caps against decompression bombs (CVE-2026-33123)."""
+def _complex_pages(data: bytes) -> set[int]:
+    """The pages unstructured's ``is_pdf_too_complex`` (default limits) would balk at: more
+    than 10,000 drawing operators at over 20 per text operator (a CAD drawing). unstructured
+    then reads nothing of the whole file; here only those pages skip pdfminer. Content
+    streams past its caps against decompression bombs (CVE-2026-33123) raise
+    PdfTooLargeError."""
     from pypdf import PdfReader
     from pypdf.errors import LimitReachedError
     from pypdf.generic import ArrayObject
 
+    bomb = PdfTooLargeError(
+        "its content streams expand past 50 MB a page or 1 GB in all (a decompression bomb?)"
+    )
+    found: set[int] = set()
     total_bytes = total_entries = 0
     try:
-        for index, page in enumerate(PdfReader(io.BytesIO(data)).pages, 1):
+        pages = list(PdfReader(io.BytesIO(data)).pages)
+    except Exception as exc:
+        log.debug("complexity check skipped: %s", exc)
+        return found
+    for index, page in enumerate(pages, 1):
+        try:
             contents: Any = page.get("/Contents")
+            contents = contents.get_object() if hasattr(contents, "get_object") else contents
+        except Exception:
+            continue
+        streams = list(contents) if isinstance(contents, ArrayObject) else [contents]
+        if isinstance(contents, ArrayObject):
+            total_entries += len(contents)
+            if len(contents) > 10_000:
+                found.add(index)
+                continue
+            if total_entries > 1_000_000:
+                raise bomb
+        raw = bytearray()
+        item: Any
+        for item in streams:
             try:
-                contents = contents.get_object() if hasattr(contents, "get_object") else contents
+                stream = item.get_object() if hasattr(item, "get_object") else item
+                chunk = stream.get_data() if hasattr(stream, "get_data") else None
+            except LimitReachedError:
+                raise bomb from None
             except Exception:
                 continue
-            streams = list(contents) if isinstance(contents, ArrayObject) else [contents]
-            if isinstance(contents, ArrayObject):
-                total_entries += len(contents)
-                if len(contents) > 10_000 or total_entries > 1_000_000:
-                    return True
-            raw = bytearray()
-            item: Any
-            for item in streams:
-                try:
-                    stream = item.get_object() if hasattr(item, "get_object") else item
-                    chunk = stream.get_data() if hasattr(stream, "get_data") else None
-                except LimitReachedError:
-                    return True
-                except Exception:
-                    continue
-                if chunk is None:
-                    continue
-                total_bytes += len(chunk)
-                if total_bytes > 2**30 or len(raw) + len(chunk) > 50 * 2**20:
-                    return True
-                raw += chunk
-            if len(raw) < 100_000:
+            if chunk is None:
                 continue
-            graphics = sum(1 for _ in _GRAPHICS_OPS.finditer(raw))
-            if graphics > 10_000:
-                text = sum(1 for _ in _TEXT_OPS.finditer(raw))
-                if graphics / max(text, 1) > 20.0:
-                    log.info("page %d: %d drawing operators, %d text", index, graphics, text)
-                    return True
-    except Exception as exc:
-        log.debug("complexity check failed: %s", exc)
-    return False
+            total_bytes += len(chunk)
+            if total_bytes > 2**30 or len(raw) + len(chunk) > 50 * 2**20:
+                raise bomb
+            raw += chunk
+        if len(raw) < 100_000:
+            continue
+        graphics = sum(1 for _ in _GRAPHICS_OPS.finditer(raw))
+        if graphics > 10_000:
+            text = sum(1 for _ in _TEXT_OPS.finditer(raw))
+            if graphics / max(text, 1) > 20.0:
+                log.info(
+                    "page %d: %d drawing operators, %d text: read by pdfium", index, graphics, text
+                )
+                found.add(index)
+    return found
 
 
 # -- "ocr_only": Tesseract --------------------------------------------------------------

@@ -42,6 +42,8 @@ class PreparedFile:
     same_content: bool = False
     seconds: dict[str, float] = field(default_factory=dict, compare=False)
     """Time spent per stage ("load", "chunk") wherever the file was prepared."""
+    warnings: tuple[str, ...] = ()
+    """What loading left out (see `Document.warnings`)."""
 
 
 Prepared = PreparedFile | FileResult
@@ -111,7 +113,9 @@ class Preparer:
         with _CHUNKING:
             chunks = self.chunkers[item.file.source].chunk(document)
         seconds = {"load": t1 - t0, "chunk": time.perf_counter() - t1}
-        return PreparedFile(item, digest, tuple(chunks), seconds=seconds)
+        return PreparedFile(
+            item, digest, tuple(chunks), seconds=seconds, warnings=document.warnings
+        )
 
     def prepare_one(self, item: PlannedFile) -> Prepared:
         """Like `prepare`, but a bad file comes back as a FAILED result."""

@@ -79,6 +79,7 @@ class SyncReport:
                 "strategy sized in tokens (recursive or headers with unit = 'tokens', token, "
                 "semantic) or a smaller chunk_size."
             )
+        out += [f"{f.source_id}: {w}" for f in self.files for w in f.warnings]
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,7 +97,7 @@ class SyncReport:
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "wall_seconds": round(self.wall_seconds, 3),
             "per_file": [
-                {k: v for k, v in asdict(f).items() if v is not None}
+                {k: v for k, v in asdict(f).items() if v is not None and v != ()}
                 for f in self.files
                 if f.status is not FileStatus.UNCHANGED
             ],
