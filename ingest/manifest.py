@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from headwater.ingest.errors import ReadOnlyStateError, host_error, is_read_only
+from headwater.ingest.readonly import cannot_write, open_read_only
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     target TEXT NOT NULL,
@@ -76,17 +79,44 @@ class Manifest:
         self.path = path
         self.target = target
         self._db: sqlite3.Connection | None = None
+        self.read_only = False
+        """Opened in a folder this process cannot write: reads work, writes raise
+        ReadOnlyStateError."""
 
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            try:
+                self._db = self._open()
+            except (OSError, sqlite3.Error) as exc:
+                if not (is_read_only(exc) or cannot_write(self.path.parent)):
+                    problem = host_error(exc, self.path)
+                    if problem is None:
+                        raise
+                    raise problem from exc
+                self._db = self._open_read_only()
+                self.read_only = True
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
-            self._db = db
-        return self._db
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if self.path.exists():
+            return open_read_only(self.path)
+        # Nothing was ever committed here: an empty manifest, as a fresh folder has.
+        db = sqlite3.connect(":memory:", isolation_level=None)
+        db.executescript(_SCHEMA)
+        return db
 
     def entries(self) -> dict[str, ManifestEntry]:
         rows = self.db.execute(
@@ -222,16 +252,41 @@ class Manifest:
         )
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+        db = self.db
+        if self.read_only:
+            raise ReadOnlyStateError(self.path.parent)
+        return _Transaction(db, self.path)
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    """One write; a full disk or a read-only file is raised as the error that says so,
+    after the rollback that keeps the manifest as it was."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self.db = db
+        self.path = path
 
     def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            problem = host_error(exc, self.path)
+            if problem is None:
+                raise
+            raise problem from exc
         return self.db
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: object, exc: BaseException | None, _: object) -> None:
+        if exc is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error as failed:
+                exc = failed
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        problem = host_error(exc, self.path)
+        if problem is not None:
+            raise problem from exc
+        if exc_type is None:
+            raise exc

@@ -6,6 +6,8 @@ it without an engine. Opens nothing until used.
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from headwater.ingest.errors import HeadwaterError
+from headwater.ingest.errors import HeadwaterError, host_error
 from headwater.ingest.manifest import Manifest
 from headwater.ingest.store import VectorStore
 
@@ -51,20 +53,29 @@ class KnowledgeState:
 
     def sync_running(self) -> bool:
         """Whether some process holds the state folder's sync lock right now."""
-        lock = self.lock()
         try:
+            lock = self.lock()
             lock.acquire()
         except Timeout:
             return True
+        except OSError:
+            # A read-only folder: ask without writing (a sync of another user may hold it).
+            return _held_elsewhere(self.state_dir / "sync.lock")
         lock.release()
         return False
 
     @contextmanager
     def exclusive(self, wait: float = 0) -> Iterator[None]:
-        """Hold the state folder's lock, or raise SyncLockedError after `wait` seconds."""
-        lock = self.lock(timeout=wait)
+        """Hold the state folder's lock, or raise SyncLockedError after `wait` seconds
+        (ReadOnlyStateError or DiskFullError when the lock file cannot be written)."""
         try:
+            lock = self.lock(timeout=wait)
             lock.acquire()
+        except OSError as exc:
+            problem = host_error(exc, self.state_dir)
+            if problem is None:
+                raise
+            raise problem from exc
         except Timeout:
             raise SyncLockedError(
                 f"another sync is running on {self.state_dir} "
@@ -78,3 +89,20 @@ class KnowledgeState:
     def close(self) -> None:
         self.store.close()
         self.manifest.close()
+
+
+def _held_elsewhere(path: Path) -> bool:
+    """Whether another process holds an exclusive lock on `path`, asked read-only."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: no sync has ever run here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

@@ -43,6 +43,7 @@ from headwater.ingest.models import (
     QueryHit,
     VectorRecord,
 )
+from headwater.ingest.readonly import cannot_write, open_read_only
 from headwater.ingest.store import VectorStore
 
 if TYPE_CHECKING:
@@ -260,6 +261,8 @@ class FaissStore(VectorStore):
         """HNSW only: ids still in the graph whose rows are gone."""
         self._tombstone_sel: tuple[Any, Any] | None = None
         """Cached (IDSelectorNot, its inner IDSelectorBatch): Not only points at the inner."""
+        self._read_only = False
+        """The folder cannot be written: searches work, the index is never saved."""
 
     # -- places --------------------------------------------------------------------
 
@@ -296,17 +299,14 @@ class FaissStore(VectorStore):
                 return None
             self.folder.mkdir(parents=True, exist_ok=True)
             try:
-                db = sqlite3.connect(
-                    db_path, timeout=30, isolation_level=None, check_same_thread=False
-                )
-                # WAL: a reader in another process keeps working while the sync writes.
-                db.execute("PRAGMA journal_mode=WAL")
-                # FULL: once upsert returns, the sync records the chunks in its manifest;
-                # the store must not lose them to a power cut after that.
-                db.execute("PRAGMA synchronous=FULL")
-                version = db.execute("PRAGMA user_version").fetchone()[0]
+                db = self._open(db_path)
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open FAISS metadata at {db_path}: {exc}") from None
+                if create or not cannot_write(self.folder):
+                    raise StoreError(f"cannot open FAISS metadata at {db_path}: {exc}") from None
+                # A read-only folder (a restored backup, another user's state): search it.
+                db = open_read_only(db_path, check_same_thread=False)
+                self._read_only = True
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > _SCHEMA_VERSION:
                 db.close()
                 raise StoreError(
@@ -314,6 +314,20 @@ class FaissStore(VectorStore):
                 )
             self._db = db
         return self._db
+
+    @staticmethod
+    def _open(db_path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            # WAL: a reader in another process keeps working while the sync writes.
+            db.execute("PRAGMA journal_mode=WAL")
+            # FULL: once upsert returns, the sync records the chunks in its manifest;
+            # the store must not lose them to a power cut after that.
+            db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
 
     @property
     def faiss(self) -> ModuleType:
@@ -544,7 +558,7 @@ class FaissStore(VectorStore):
     def _save(self) -> None:
         """Write the index for its generation, whole or not at all."""
         db = self._ready()
-        if self._index is None or self._saved or db is None:
+        if self._index is None or self._saved or db is None or self._read_only:
             return
         with self._transaction(db, write=False):
             current = self._generation(db)

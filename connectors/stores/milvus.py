@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from headwater.ingest.errors import (
+    HostError,
     MissingExtraError,
     StoreBusyError,
     StoreError,
@@ -27,6 +28,7 @@ from headwater.ingest.models import (
     QueryHit,
     VectorRecord,
 )
+from headwater.ingest.readonly import cannot_write
 from headwater.ingest.store import VectorStore
 
 if TYPE_CHECKING:
@@ -248,6 +250,13 @@ class MilvusStore(VectorStore):
             try:
                 self._client = MilvusClient(**kwargs)
             except Exception as exc:
+                if self.is_lite(uri) and cannot_write(Path(uri)):
+                    raise HostError(
+                        f"{self.location} is in a read-only folder, and Milvus Lite writes "
+                        "(its lock file) even to read: make it writable or copy the state "
+                        "folder to a writable disk; a FAISS store (`headwater migrate`) can "
+                        "be searched read-only"
+                    ) from None
                 if self.is_lite(uri) and _lite_locked(uri):
                     raise StoreBusyError(
                         f"{self.location} is open in another process: Milvus Lite lets one "
