@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from headwater.ingest.cluster import ClusterConfig
-from headwater.ingest.embedding import EmbeddingConfig, Embedder, ThreadBudget, input_window
+from headwater.ingest.embedding import Embedder, EmbeddingConfig, ThreadBudget, input_window
 from headwater.ingest.embedding import load_tokenizer as _load_tokenizer
 from headwater.ingest.errors import ConfigError, HeadwaterError, MissingExtraError
 from headwater.ingest.workers import ParseLimitError
@@ -143,7 +143,7 @@ class DaskCluster:
     @property
     def address(self) -> str:
         """The scheduler's address (starting the local cluster if that is the config)."""
-        return str(self.client.scheduler.address)
+        return str(self.client.scheduler_info()["address"])
 
     def _connect(self) -> Client:
         cfg = self.config
@@ -179,7 +179,9 @@ class DaskCluster:
 
     def embed_resources(self) -> dict[str, float]:
         workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
-        return embed_resources((w.get("resources") or {} for w in workers), self.config.gpu_resource)
+        return embed_resources(
+            (w.get("resources") or {} for w in workers), self.config.gpu_resource
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -261,10 +263,13 @@ class RemoteEmbedder(Embedder):
         return "cluster"
 
     @cached_property
-    def dimension(self) -> int:  # type: ignore[override]
+    def dimension(self) -> int:
         client = self.cluster.client
         future = client.submit(
-            dimension_task, self.cluster.plugin, pure=False, resources=self.cluster.embed_resources()
+            dimension_task,
+            self.cluster.plugin,
+            pure=False,
+            resources=self.cluster.embed_resources(),
         )
         return int(self._gather([future])[0])
 

@@ -89,9 +89,10 @@ def build_engine(
     """The sync engine for `config`; parts handed in (a shared model, test sources, a task
     runner's executor) are used as they are. With a `[cluster]`, files are prepared, and
     chunks embedded, on its workers (the model handed in then only serves searches)."""
-    preparer_embedder = embedder = embedder or build_embedder(config)
+    embedder = embedder or build_embedder(config)
+    preparer_embedder: Embedder | None = embedder
     if config.cluster.enabled and executor is None:
-        executor, embedder = build_cluster(config)
+        executor, embedder = build_cluster(config, embedder)
         # Chunkers are built where files are chunked, on the workers.
         preparer_embedder = None
     if executor is None:
@@ -108,14 +109,18 @@ def build_engine(
     )
 
 
-def build_cluster(config: IngestConfig) -> tuple[Executor, Embedder]:
+def build_cluster(
+    config: IngestConfig, embedder: Embedder | None = None
+) -> tuple[Executor, Embedder]:
     """The `[cluster]` runner: an executor that prepares files on the workers, and the
-    embedder to use with it (the workers' models, unless `embed_on_workers` is off).
-    Connects on first use; shutting the executor down closes the client."""
+    embedder to use with it: the workers' models, or with `embed_on_workers` off this
+    process's (`embedder`, or one built). Connects on first use; shutting the executor
+    down closes the client."""
     from headwater.connectors.cluster import DaskCluster, DaskExecutor, RemoteEmbedder
 
     cluster = DaskCluster(config.cluster, config.embedding)
-    embedder = RemoteEmbedder(cluster) if config.cluster.embed_on_workers else None
+    if config.cluster.embed_on_workers:
+        return DaskExecutor(cluster), RemoteEmbedder(cluster)
     return DaskExecutor(cluster), embedder or build_embedder(config)
 
 
