@@ -1,4 +1,4 @@
-"""What the flows read: schedules, the watcher, concurrency, Dask, secret blocks.
+"""What the flows read: schedules, the watcher, concurrency, secret blocks.
 
 `HeadwaterConfig` is the config file's whole model: the core that `headwater.ingest`
 reads (`IngestConfig`) plus the ``[orchestration]`` table and per-source schedules. It
@@ -10,6 +10,7 @@ loads a config without the `prefect` extra.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -62,7 +63,7 @@ class WatchConfig(_Section):
 
 
 class OrchestrationConfig(_Section):
-    """How the Prefect flows run: schedule, concurrency, Dask, and the file watcher."""
+    """How the Prefect flows run: schedule, concurrency, and the file watcher."""
 
     name: str = Field(
         "headwater",
@@ -85,8 +86,9 @@ class OrchestrationConfig(_Section):
     )
     dask_address: str | None = Field(
         None,
-        description="Dask scheduler address (e.g. 'tcp://10.0.0.5:8786'). When set, flow runs "
-        "load and chunk files on the cluster; embedding and writes stay in the flow run.",
+        deprecated=True,
+        description="Deprecated: use `cluster.address`, which the CLI, the API and the flows "
+        "all read. Still accepted as that setting, with a warning.",
     )
     secret_blocks: dict[str, str] = Field(
         default_factory=dict,
@@ -123,8 +125,29 @@ class HeadwaterConfig(IngestConfig):
     )
     orchestration: OrchestrationConfig = Field(
         default_factory=OrchestrationConfig,
-        description="Prefect deployments, schedules, Dask and the watcher.",
+        description="Prefect deployments, schedules and the watcher.",
     )
+
+    @model_validator(mode="after")
+    def _dask_address_moved(self) -> HeadwaterConfig:
+        old = self.orchestration.__dict__.get("dask_address")
+        if not old:
+            return self
+        if self.cluster.address not in (None, old) or self.cluster.local:
+            raise ValueError(
+                "orchestration.dask_address is replaced by cluster.address; remove it "
+                "(the [cluster] table already says where to run)"
+            )
+        warnings.warn(
+            "orchestration.dask_address is deprecated: move it to [cluster] address = "
+            f"{old!r} (now used by sync, watch, the API and the flows alike)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        self.cluster = type(self.cluster).model_validate(
+            {**self.cluster.model_dump(), "address": old}
+        )
+        return self
 
     @model_validator(mode="after")
     def _store_tables(self) -> HeadwaterConfig:

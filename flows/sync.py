@@ -1,7 +1,7 @@
 """The sync as a Prefect flow: the engine's one `run`, with files prepared by Prefect tasks.
 
-Prefect adds what it is for: a task per file on a task runner (threads, or a Dask cluster
-when `orchestration.dask_address` is set), the run report as an artifact, secrets from
+Prefect adds what it is for: a task per file on a task runner (threads, or the Dask
+cluster of the `[cluster]` table, whose workers also embed), the run report as an artifact, secrets from
 Secret blocks, and (in `deployments`) schedules and event triggers. Store calls are
 retried once, by the engine's store (`store.retry`), so a flow run and `headwater sync`
 give the same chunks and the same report.
@@ -24,6 +24,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from headwater.compose import build_engine
 from headwater.flows.config import HeadwaterConfig, load_config
 from headwater.ingest.config import find_config
+from headwater.ingest.engine import SyncEngine
 from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.planning import Scope
 from headwater.ingest.report import SyncReport
@@ -54,6 +55,8 @@ class TaskRunnerExecutor(Executor):
     def __init__(self, runner: TaskRunner[Any], *, local: bool) -> None:
         self.runner = runner
         self.local_workers = 1 if local else 0
+        self.files_in_flight = 0
+        """Files in flight (0: the engine's default); a cluster keeps more busy."""
         # A task runner's futures are waited on from threads of our own, so the engine
         # can take whichever file finishes first.
         self._waiters = ThreadPoolExecutor(thread_name_prefix="headwater-task-wait")
@@ -75,18 +78,21 @@ def _task_name(args: tuple[Any, ...]) -> str:
     return f"load {file.path}" if file is not None else "load"
 
 
-def task_runner(config: HeadwaterConfig) -> TaskRunner[Any]:
-    """Dask when the config names a scheduler, else a thread pool of `load_concurrency`."""
-    address = config.orchestration.dask_address
-    if address:
-        try:
-            from prefect_dask import DaskTaskRunner
-        except ImportError:
-            from headwater.ingest.errors import MissingExtraError
+def task_runner(config: HeadwaterConfig, engine: SyncEngine | None = None) -> TaskRunner[Any]:
+    """The `[cluster]` (the one `engine` uses, started or connected now) when the config
+    has one, else a thread pool of `load_concurrency`."""
+    if not config.cluster.enabled:
+        return ThreadPoolTaskRunner(max_workers=config.orchestration.load_concurrency)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        from headwater.ingest.errors import MissingExtraError
 
-            raise MissingExtraError("orchestration.dask_address", "dask") from None
-        return DaskTaskRunner(address=address)
-    return ThreadPoolTaskRunner(max_workers=config.orchestration.load_concurrency)
+        raise MissingExtraError("the [cluster] table in a Prefect flow", "dask") from None
+    # The engine's own client started the `local` cluster or checked the address; the
+    # tasks go to the same scheduler, whose workers hold the embedding models.
+    address = getattr(engine.executor, "address", None) if engine else None
+    return DaskTaskRunner(address=address or config.cluster.address)
 
 
 def report_markdown(report: SyncReport, title: str = "Headwater sync") -> str:
@@ -165,8 +171,10 @@ def sync_flow(
     scope = Scope(frozenset(sources or ()), frozenset(paths or ()))
     engine = build_engine(config)
     try:
-        with task_runner(config) as runner:
-            executor = TaskRunnerExecutor(runner, local=not config.orchestration.dask_address)
+        with task_runner(config, engine) as runner:
+            executor = TaskRunnerExecutor(runner, local=not config.cluster.enabled)
+            if config.cluster.enabled:
+                executor.files_in_flight = config.cluster.files_in_flight
             try:
                 report = engine.run(
                     wait=config.orchestration.lock_wait_s, scope=scope, executor=executor

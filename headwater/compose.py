@@ -87,20 +87,41 @@ def build_engine(
     progress: Progress | None = None,
 ) -> SyncEngine:
     """The sync engine for `config`; parts handed in (a shared model, test sources, a task
-    runner's executor) are used as they are."""
+    runner's executor) are used as they are. With a `[cluster]`, files are prepared, and
+    chunks embedded, on its workers (the model handed in then only serves searches)."""
     embedder = embedder or build_embedder(config)
+    preparer_embedder: Embedder | None = embedder
+    if config.cluster.enabled and executor is None:
+        executor, embedder = build_cluster(config, embedder)
+        # Chunkers are built where files are chunked, on the workers.
+        preparer_embedder = None
     if executor is None:
         # Sources handed in as objects may not survive a trip to a worker process.
         executor = InProcessExecutor() if sources is not None else executor_for(config.loading)
     return SyncEngine(
         state=build_state(config, store=store),
-        preparer=build_preparer(config, sources=sources, embedder=embedder),
+        preparer=build_preparer(config, sources=sources, embedder=preparer_embedder),
         embedder=embedder,
         loading_key=loading_key(config.loading),
         embedding_cache=build_embedding_cache(config),
         executor=executor,
         progress=progress,
     )
+
+
+def build_cluster(
+    config: IngestConfig, embedder: Embedder | None = None
+) -> tuple[Executor, Embedder]:
+    """The `[cluster]` runner: an executor that prepares files on the workers, and the
+    embedder to use with it: the workers' models, or with `embed_on_workers` off this
+    process's (`embedder`, or one built). Connects on first use; shutting the executor
+    down closes the client."""
+    from headwater.connectors.cluster import DaskCluster, DaskExecutor, RemoteEmbedder
+
+    cluster = DaskCluster(config.cluster, config.embedding)
+    if config.cluster.embed_on_workers:
+        return DaskExecutor(cluster), RemoteEmbedder(cluster)
+    return DaskExecutor(cluster), embedder or build_embedder(config)
 
 
 def build_evaluation(

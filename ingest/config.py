@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from headwater.ingest.chunking.config import STRATEGIES, ChunkingConfig, RecursiveChunking
+from headwater.ingest.cluster import ClusterConfig
 from headwater.ingest.embedding import EmbeddingConfig
 from headwater.ingest.errors import ConfigError
 
@@ -278,6 +279,10 @@ class IngestConfig(BaseSettings):
     state: StateConfig = Field(default_factory=StateConfig, description="State folder.")
     eval: EvalConfig = Field(
         default_factory=EvalConfig, description="Retrieval evaluation (`headwater eval`)."
+    )
+    cluster: ClusterConfig = Field(
+        default_factory=ClusterConfig,
+        description="A Dask cluster that loads, chunks and embeds (`[cluster]`).",
     )
     config_dir: Path = Field(
         default_factory=Path.cwd, exclude=True, description="Folder relative paths start from."

@@ -20,7 +20,7 @@ from headwater.ingest.diff import WritePlan, fresh_ids, plan_writes
 from headwater.ingest.embedding import Embedder, cpu_cores
 from headwater.ingest.embedding_cache import EmbeddingCache
 from headwater.ingest.errors import HeadwaterError
-from headwater.ingest.executors import BoundedMap, InProcessExecutor, local_workers
+from headwater.ingest.executors import BoundedMap, InProcessExecutor, in_flight, local_workers
 from headwater.ingest.faults import fault_point
 from headwater.ingest.manifest import FailureEntry, ManifestEntry
 from headwater.ingest.models import (
@@ -210,7 +210,9 @@ class SyncEngine:
         owned = executor is None and self.executor is None
         runner = executor or self.executor or InProcessExecutor()
         parsers = local_workers(runner)
-        work = BoundedMap(runner, self.preparer.prepare_one, items, PREFETCH_FILES)
+        work = BoundedMap(
+            runner, self.preparer.prepare_one, items, in_flight(runner, PREFETCH_FILES)
+        )
         # While files are being parsed on this machine, the encoder leaves them a core each.
         self._busy_parsers = lambda: min(work.running, parsers)
         self.progress("load", 0, len(items))

@@ -2,8 +2,8 @@
 
 An executor is a `concurrent.futures.Executor`: a thread in this process
 (`InProcessExecutor`), the isolated parser pool (`headwater.ingest.workers.ParserPool`),
-a Prefect task runner (`headwater.flows.sync.TaskRunnerExecutor`) or a Dask client's
-``get_executor()``. `BoundedMap` keeps at most `limit` files submitted and not yet taken,
+a Prefect task runner (`headwater.flows.sync.TaskRunnerExecutor`) or a Dask cluster
+(`headwater.connectors.cluster.DaskExecutor`). `BoundedMap` keeps at most `limit` files submitted and not yet taken,
 so memory stays flat however large the corpus, and files go on being prepared while the
 caller embeds and writes the previous batch.
 """
@@ -34,6 +34,12 @@ def local_workers(executor: Executor) -> int:
     Executors that run elsewhere (a Dask cluster) say 0 by not naming a number.
     """
     return int(getattr(executor, "local_workers", 0) or 0)
+
+
+def in_flight(executor: Executor, default: int) -> int:
+    """Files the executor may hold submitted and not yet taken: its own `files_in_flight`
+    (a cluster keeps more busy than one machine, still a fixed number), else `default`."""
+    return int(getattr(executor, "files_in_flight", 0) or default)
 
 
 class BoundedMap(Generic[T, R]):

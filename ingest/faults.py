@@ -28,3 +28,26 @@ def fault_point(name: str) -> None:
     _hits[name] += 1
     if _hits[name] >= int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+FILE_ENV = "HEADWATER_FAULT_FILE"
+
+
+def fault_file(path: str) -> None:
+    """With ``HEADWATER_FAULT_FILE=<name>`` the process kills itself (SIGKILL) when it starts
+    preparing a file whose path ends with <name>, wherever that is (a Dask worker, a
+    parser process). ``<name>@<marker path>``: only the first process to get there dies
+    (it creates the marker), so the file's retry elsewhere succeeds. For the cluster tests
+    (tests/test_cluster.py); unset, it costs one environment lookup."""
+    spec = os.environ.get(FILE_ENV)
+    if not spec:
+        return
+    name, _, marker = spec.partition("@")
+    if not path.endswith(name):
+        return
+    if marker:
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from headwater.ingest.chunking.config import ChunkingConfig
 from headwater.ingest.config import LoadingConfig
 from headwater.ingest.errors import LoadError
+from headwater.ingest.faults import fault_file
 from headwater.ingest.ids import content_hash
 from headwater.ingest.loading import load_document
 from headwater.ingest.models import Chunk, FileResult, FileStatus
@@ -95,6 +96,7 @@ class Preparer:
     def prepare(self, item: PlannedFile) -> PreparedFile:
         """Raises LoadError for a file that cannot be read or parsed."""
         t0 = time.perf_counter()
+        fault_file(item.file.path)
         try:
             data = self.sources[item.file.source].read_bytes(item.file)
         except OSError as exc:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -346,14 +345,17 @@ def test_dask_cluster_loads_files_and_gives_the_same_store(
         distributed.Client(cluster) as client,
     ):
         with on_dask.open("a") as f:
-            f.write(f'dask_address = "{cluster.scheduler_address}"\n')
-        # `dask_address` must land in [orchestration]; the last table in the file is it.
-        assert re.search(r"\[orchestration\][^\[]*dask_address", on_dask.read_text())
+            f.write(f'[cluster]\naddress = "{cluster.scheduler_address}"\n')
         code, out, errout = flow_run(on_dask, client_env)
         assert code == 0, errout[-3000:]
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
-    # Every file (3 good, 1 broken) was loaded by a task on the cluster's workers.
-    assert len(executed) == 2 and sum(executed.values()) >= 4, executed
+        loads = client.run(
+            lambda dask_worker: sum(getattr(p, "loads", 0) for p in dask_worker.plugins.values())
+        )
+    # Every file (3 good, 1 broken) was loaded by a task on the cluster's workers, and the
+    # chunks embedded there, by a model each worker loaded at most once.
+    assert len(executed) == 2 and sum(executed.values()) >= 5, executed
+    assert set(loads.values()) <= {0, 1} and sum(loads.values()) >= 1, loads
     dask_report = json.loads(out.splitlines()[-1])
     local_report = cli_sync_json(local)
     assert dask_report["files"] == local_report["files"]
