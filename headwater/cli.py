@@ -26,6 +26,7 @@ from rich.table import Table
 from headwater import __version__
 from headwater.config import HeadwaterConfig, load_config
 from headwater.ingest.errors import HeadwaterError
+from headwater.ingest.models import SearchMode
 from headwater.ingest.report import SyncReport
 from headwater.ingest.source import is_url, redact_url
 
@@ -203,6 +204,14 @@ def query(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     wait: BUSY_WAIT = 120,
+    mode: Annotated[
+        SearchMode | None,
+        typer.Option(
+            "--mode",
+            help="dense (embedding similarity), lexical (BM25 over the words) or hybrid "
+            "(both, fused). Default: the config's search.mode.",
+        ),
+    ] = None,
 ) -> None:
     """Search the store: rank, score, source, page and a snippet per result."""
     from headwater.api import KnowledgeBase, hit_metadata
@@ -212,7 +221,9 @@ def query(
     cfg = _config(config)
     with KnowledgeBase(cfg) as kb:
         hits = _when_free(
-            cfg, lambda: kb.search(text, k=k, filters=QueryFilter(source_glob=source)), wait
+            cfg,
+            lambda: kb.search(text, k=k, filters=QueryFilter(source_glob=source), mode=mode),
+            wait,
         )
     if as_json:
         print(
