@@ -84,7 +84,7 @@ class KnowledgeBase:
         return search_store(
             self.store,
             text,
-            self.embedder.embed_query,
+            lambda query: self.embedder.embed_query(query),  # lexical loads no model
             k=k,
             filters=query_filter,
             mode=chosen,

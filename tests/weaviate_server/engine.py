@@ -647,7 +647,8 @@ class Database:
             (1 - alpha, sorted(keyword.items(), key=lambda kv: -kv[1])),
         )
         fused: dict[uuid.UUID, float] = {}
-        if hybrid.fusion_type == base_search_pb2.Hybrid.FUSION_TYPE_RELATIVE_SCORE:
+        # relativeScoreFusion has been the default since Weaviate 1.24.
+        if hybrid.fusion_type != base_search_pb2.Hybrid.FUSION_TYPE_RANKED:
             for (weight, ranking), flip in zip(rankings, (True, False), strict=True):
                 values = [-v if flip else v for _, v in ranking]
                 low, high = min(values, default=0.0), max(values, default=0.0)
@@ -655,7 +656,7 @@ class Database:
                     scaled = 1.0 if high == low else (v - low) / (high - low)
                     fused[oid] = fused.get(oid, 0.0) + weight * scaled
         else:
-            # rankedFusion (the default): weight / (60 + rank), rank counted from 0.
+            # rankedFusion: weight / (60 + rank), rank counted from 0.
             for weight, ranking in rankings:
                 for rank, (oid, _) in enumerate(ranking):
                     fused[oid] = fused.get(oid, 0.0) + weight / (60 + rank)
