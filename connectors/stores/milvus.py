@@ -502,7 +502,7 @@ class MilvusStore(VectorStore):
             )
         raise LexicalSearchUnsupportedError(
             f"collection {self.collection!r} at {self.location} was made without a full-text "
-            "index (by a Headwater before 0.3, or on an older Milvus): copy it into a new one "
+            "index (by Headwater 0.2 or earlier, or on an older Milvus): copy it into a new one "
             "with `headwater migrate --to <config naming another store.collection>` (no "
             "re-embedding), or delete it and sync again; dense search works as it is"
         )
