@@ -1,4 +1,5 @@
-"""Upsert and query 10,000 vectors in each store backend; record the times.
+"""Upsert and query 10,000 vectors in each store backend; record the times, of dense,
+lexical (BM25) and hybrid queries alike.
 
     .venv/bin/python benchmarks/store_bench.py                 # every backend that runs here
     .venv/bin/python benchmarks/store_bench.py --backends faiss-flat milvus-lite
@@ -8,7 +9,8 @@
 the `milvus` package's server, which listens on all interfaces: run it inside
 `unshare -n sh -c 'ip link set lo up && ...'`). `weaviate` is the in-process wire-protocol
 server from tests/ unless WEAVIATE_URL points at a real one.
-Results go to benchmarks/results/stores.json and stores.md.
+Results go to benchmarks/results/stores.json and stores.md. --embed adds the time to embed
+each query with the default model, so dense and hybrid compare as a user's query does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.machine import describe_machine  # noqa: E402
 from headwater.connectors.registry import store_class  # noqa: E402
 from headwater.ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, VectorRecord  # noqa: E402
-from headwater.ingest.store import VectorStore  # noqa: E402
+from headwater.ingest.store import LexicalSearchUnsupportedError, VectorStore  # noqa: E402
 
 DIM = 384  # all-MiniLM-L6-v2, the default model
 BACKENDS = ["milvus-lite", "milvus-server", "faiss-flat", "faiss-ivf", "faiss-hnsw", "weaviate"]
@@ -54,6 +56,39 @@ class Result:
     filtered_query_ms_p50: float
     recall_at_1: float
     """Share of queries for a stored vector whose own id came first (ANN indexes < 1)."""
+    lexical_ms_p50: float | None = None
+    hybrid_ms_p50: float | None = None
+    hybrid_ms_p95: float | None = None
+    hybrid_over_dense: float | None = None
+    """hybrid p50 / dense p50, store only."""
+    embed_ms_p50: float | None = None
+    """Embedding one query (--embed); the same for every backend and mode but lexical."""
+    hybrid_over_dense_with_embedding: float | None = None
+    """(embed + hybrid) / (embed + dense), p50s: what a user's query costs more."""
+
+
+WORDS = 5000
+"""Vocabulary of the generated texts; word frequencies follow Zipf's law, as prose does."""
+
+
+def vocabulary(seed: int = 3) -> list[str]:
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    return ["".join(rng.choice(letters, size=int(rng.integers(3, 11)))) for _ in range(WORDS)]
+
+
+def texts(n: int, seed: int = 5) -> list[str]:
+    """Chunk-sized texts (about 100 words, 600 characters) of Zipf-distributed words."""
+    vocab = vocabulary()
+    rng = np.random.default_rng(seed)
+    ranks = np.minimum(rng.zipf(1.2, size=(n, 100)), WORDS) - 1
+    return [" ".join(vocab[r] for r in row) for row in ranks]
+
+
+def query_text(text: str, rng: np.random.Generator) -> str:
+    """Four words of a stored chunk, as a user might type them."""
+    words = text.split()
+    return " ".join(words[i] for i in rng.choice(len(words), size=4, replace=False))
 
 
 def records(n: int, seed: int = 7) -> tuple[list[VectorRecord], np.ndarray]:
@@ -61,6 +96,7 @@ def records(n: int, seed: int = 7) -> tuple[list[VectorRecord], np.ndarray]:
     vecs = rng.standard_normal((n, DIM)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     out = []
+    bodies = texts(n)
     for i in range(n):
         path = f"docs/file{i % 200:03d}.{('pdf', 'md', 'html')[i % 3]}"
         meta = ChunkMetadata(
@@ -75,7 +111,7 @@ def records(n: int, seed: int = 7) -> tuple[list[VectorRecord], np.ndarray]:
             section="Section",
             element_types=("NarrativeText",),
         )
-        text = f"chunk {i} " + "lorem ipsum dolor sit amet " * 22
+        text = f"chunk {i} {bodies[i]}"
         out.append(
             VectorRecord(
                 Chunk(uuid.uuid5(uuid.NAMESPACE_URL, str(i)).hex, text, meta), vecs[i].tolist()
@@ -164,7 +200,23 @@ def bench(backend: str, n: int, batch: int, queries: int, args: argparse.Namespa
         filtered = [
             timed(lambda i=i: store.query(vecs[i].tolist(), k=10, filters=where)) for i in picks
         ]
+        lexical = hybrid = None
+        qrng = np.random.default_rng(2)
+        words = {int(i): query_text(recs[i].chunk.text, qrng) for i in picks}
+        try:
+            store.lexical_query(words[int(picks[0])], k=10)
+        except LexicalSearchUnsupportedError as exc:
+            print(f"{backend}: no lexical search ({exc})")
+        else:
+            lexical = [timed(lambda i=i: store.lexical_query(words[i], k=10)) for i in words]
+            hybrid = [
+                timed(lambda i=i: store.hybrid_query(vecs[i].tolist(), words[i], k=10))
+                for i in words
+            ]
         location = store.location
+    dense_p50 = statistics.median(plain)
+    embed_p50 = embed_ms(words.values()) if args.embed else None
+    hybrid_p50 = statistics.median(hybrid) if hybrid else None
     return Result(
         backend=backend,
         location=location
@@ -179,7 +231,33 @@ def bench(backend: str, n: int, batch: int, queries: int, args: argparse.Namespa
         query_ms_p95=round(statistics.quantiles(plain, n=20)[-1] * 1000, 2),
         filtered_query_ms_p50=round(statistics.median(filtered) * 1000, 2),
         recall_at_1=round(hits_first / queries, 3),
+        lexical_ms_p50=round(statistics.median(lexical) * 1000, 2) if lexical else None,
+        hybrid_ms_p50=round(hybrid_p50 * 1000, 2) if hybrid_p50 else None,
+        hybrid_ms_p95=round(statistics.quantiles(hybrid, n=20)[-1] * 1000, 2) if hybrid else None,
+        hybrid_over_dense=round(hybrid_p50 / dense_p50, 2) if hybrid_p50 else None,
+        embed_ms_p50=round(embed_p50 * 1000, 2) if embed_p50 else None,
+        hybrid_over_dense_with_embedding=round(
+            (embed_p50 + hybrid_p50) / (embed_p50 + dense_p50), 3
+        )
+        if embed_p50 and hybrid_p50
+        else None,
     )
+
+
+_EMBED_MS: dict[int, float] = {}
+
+
+def embed_ms(queries: Iterable[str]) -> float:
+    """Median seconds to embed one query with the default model (measured once)."""
+    if not _EMBED_MS:
+        from headwater.ingest.embedding import Embedder, EmbeddingConfig
+
+        embedder = Embedder(EmbeddingConfig(device="cpu"))
+        embedder.embed_query("warm up")
+        _EMBED_MS[0] = statistics.median(
+            timed(lambda q=q: embedder.embed_query(q)) for q in queries
+        )
+    return _EMBED_MS[0]
 
 
 def write(results: list[Result], out: Path, command: str) -> None:
@@ -194,19 +272,32 @@ def write(results: list[Result], out: Path, command: str) -> None:
         f"{payload['date']}, {machine['summary']}. Reproduce: `{command}`",
         "",
         f"{DIM}-dimensional unit vectors with chunk-sized text and metadata, upserted in batches; "
-        "queries ask for the top 10 by a stored vector (filtered: pdf, pages 1-3).",
+        "queries ask for the top 10 by a stored vector (filtered: pdf, pages 1-3). Texts are "
+        "about 100 words drawn from a 5,000-word vocabulary by Zipf's law; lexical queries are "
+        "4 words of a stored chunk; hybrid runs both and fuses them (RRF, 40 candidates each).",
         "",
         "`weaviate` is the in-process stand-in from tests/weaviate_server (exact numpy search)"
         " unless WEAVIATE_URL was set; its times say nothing about a real Weaviate server.",
         "",
-        "| backend | upsert s | vectors/s | query p50 ms | query p95 ms | filtered p50 ms | recall@1 |",
-        "|---|---|---|---|---|---|---|",
+        "| backend | upsert s | vectors/s | query p50 ms | query p95 ms | filtered p50 ms "
+        "| recall@1 | lexical p50 ms | hybrid p50 ms | hybrid p95 ms | hybrid / dense "
+        "| hybrid / dense with embedding |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def cell(value: object) -> str:
+        return "-" if value is None else str(value)
+
     for r in results:
         lines.append(
             f"| {r.backend} | {r.upsert_seconds} | {r.upsert_per_second} | {r.query_ms_p50} | "
-            f"{r.query_ms_p95} | {r.filtered_query_ms_p50} | {r.recall_at_1} |"
+            f"{r.query_ms_p95} | {r.filtered_query_ms_p50} | {r.recall_at_1} | "
+            f"{cell(r.lexical_ms_p50)} | {cell(r.hybrid_ms_p50)} | {cell(r.hybrid_ms_p95)} | "
+            f"{cell(r.hybrid_over_dense)} | {cell(r.hybrid_over_dense_with_embedding)} |"
         )
+    embed = next((r.embed_ms_p50 for r in results if r.embed_ms_p50), None)
+    if embed:
+        lines += ["", f"Embedding one query (all-MiniLM-L6-v2, CPU): p50 {embed} ms."]
     (out / "stores.md").write_text("\n".join(lines) + "\n")
 
 
@@ -219,6 +310,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--start-milvus", action="store_true")
+    parser.add_argument("--embed", action="store_true", help="also time embedding each query")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     results = []

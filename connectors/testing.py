@@ -27,8 +27,16 @@ from pathlib import Path
 import pytest
 
 from headwater.ingest.errors import StoreError
-from headwater.ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, VectorRecord
-from headwater.ingest.store import VectorStore
+from headwater.ingest.models import (
+    Chunk,
+    ChunkMetadata,
+    CollectionSpec,
+    Fusion,
+    FusionMethod,
+    QueryFilter,
+    VectorRecord,
+)
+from headwater.ingest.store import LexicalSearchUnsupportedError, VectorStore
 
 StoreFactory = Callable[[], VectorStore]
 """Makes store instances that all point at the same (fresh) collection."""
@@ -83,6 +91,7 @@ def test_empty_store_answers_without_a_collection(store: VectorStore) -> None:
     assert store.source_ids("docs:a.md") == set()
     assert store.query(unit(1), k=3) == []
     assert store.fetch(["x"]) == []
+    assert store.lexical_query("anything", k=3) == []
 
 
 def test_upsert_is_idempotent_and_replaces(store: VectorStore) -> None:
@@ -218,3 +227,98 @@ def test_ten_thousand_vectors(store: VectorStore) -> None:
     assert store.count() == 9_800
     assert len(store.source_ids("docs:doc8.md")) == 200
     assert len(store.existing_ids([r.id for r in recs[:5000]])) == 4900
+
+
+# -- lexical and hybrid search -------------------------------------------------------
+
+
+def lexical_store(store: VectorStore) -> VectorStore:
+    """`store` with its collection made; skips where the backend says it has no
+    full-text search, which it must say with `LexicalSearchUnsupportedError`."""
+    store.ensure_collection(SPEC)
+    try:
+        store.lexical_query("probe", k=1)
+    except LexicalSearchUnsupportedError as exc:
+        pytest.skip(f"no lexical search here: {exc}")
+    return store
+
+
+def lexical_ids(store: VectorStore, text: str, k: int = 10, **filters: object) -> list[str]:
+    query_filter = QueryFilter.from_mapping(filters) if filters else None
+    return [h.id for h in store.lexical_query(text, k=k, filters=query_filter)]
+
+
+CORPUS = {
+    "inv": ("billing/inv.pdf", "Invoice INV-20417 from Zyxel for router firmware support"),
+    "leave": ("hr/leave.md", "Employees get twenty five days of paid holiday each year"),
+    "vpn": ("it/vpn.md", "Connect to the VPN before opening the router admin page"),
+    "oncall": ("it/oncall.txt", "The on-call engineer answers pages within fifteen minutes"),
+    "move": ("hr/move.pdf", "The office moves to the fourth floor in March"),
+}
+
+
+def corpus() -> list[VectorRecord]:
+    return [
+        record(cid, path, seed=n, text=text, page=None)
+        for n, (cid, (path, text)) in enumerate(CORPUS.items(), 1)
+    ]
+
+
+def test_lexical_ranks_by_words_and_filters(store: VectorStore) -> None:
+    lexical_store(store).upsert(corpus())
+    # An exact code and a name: the case lexical search is for.
+    assert lexical_ids(store, "INV-20417", k=3)[0] == "inv"
+    assert lexical_ids(store, "zyxel", k=3) == ["inv"]  # case does not matter
+    hits = store.lexical_query("router", k=5)
+    assert {h.id for h in hits} == {"inv", "vpn"}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert hits[0].text == dict(CORPUS.values())[hits[0].metadata.path]
+    assert len(lexical_ids(store, "router", k=1)) == 1
+    assert lexical_ids(store, "router", file_types="md") == ["vpn"]
+    assert lexical_ids(store, "router", source_glob="billing/*") == ["inv"]
+    assert lexical_ids(store, "router", source_ids="docs:it/vpn.md") == ["vpn"]
+    assert lexical_ids(store, "floor minutes", source_glob="hr/*") == ["move"]
+    assert lexical_ids(store, "kangaroo") == []
+    assert lexical_ids(store, "  ?! ") == []  # no words, no hits
+    # Query syntax of the engines is plain text here, never an error.
+    assert lexical_ids(store, 'router AND "admin* NEAR( text: OR -zyxel') != []
+
+
+def test_lexical_index_follows_every_write(store_factory: StoreFactory) -> None:
+    store = lexical_store(store_factory())
+    store.upsert(corpus())
+    inv = record("inv", "billing/inv.pdf", seed=1, page=None, text="Receipt for espresso beans")
+    store.upsert([inv])  # changed text, same vector
+    vpn = record("vpn", "it/vpn.md", seed=99, page=None, text="Wireguard keys rotate monthly")
+    store.upsert([vpn])  # changed text and vector
+    assert lexical_ids(store, "zyxel router") == []
+    assert lexical_ids(store, "espresso") == ["inv"]
+    assert lexical_ids(store, "wireguard") == ["vpn"]
+    moved = record("leave", "policies/leave.md", seed=2, page=None, text=CORPUS["leave"][1])
+    store.upsert([moved])  # the same chunk in a moved file
+    assert lexical_ids(store, "holiday", source_glob="policies/*") == ["leave"]
+    assert lexical_ids(store, "holiday", source_glob="hr/*") == []
+    store.delete_ids(["inv"])
+    store.delete_source("docs:hr/move.pdf")
+    assert lexical_ids(store, "espresso floor") == []
+    store.close()
+    reopened = store_factory()
+    found = lexical_ids(reopened, "holiday wireguard pages espresso")
+    assert sorted(found) == ["leave", "oncall", "vpn"]
+
+
+@pytest.mark.parametrize("method", list(FusionMethod))
+def test_hybrid_fuses_dense_and_lexical(store: VectorStore, method: FusionMethod) -> None:
+    lexical_store(store).upsert(corpus())
+    fusion = Fusion(method=method)
+    # unit(3) is the "vpn" vector; "holiday" is in "leave" only: each ranking's best is in.
+    hits = store.hybrid_query(unit(3), "holiday", k=2, fusion=fusion)
+    assert {h.id for h in hits} == {"vpn", "leave"}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # Agreeing rankings: the chunk first in both comes first.
+    assert store.hybrid_query(unit(1), "zyxel invoice", k=3, fusion=fusion)[0].id == "inv"
+    only_pdf = QueryFilter(file_types=("pdf",))
+    found = store.hybrid_query(unit(3), "holiday router", k=5, filters=only_pdf, fusion=fusion)
+    assert {h.id for h in found} <= {"inv", "move"} and found
+    # No words: what the dense ranking says.
+    assert [h.id for h in store.hybrid_query(unit(4), "?", k=1, fusion=fusion)] == ["oncall"]

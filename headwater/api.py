@@ -6,6 +6,7 @@ from headwater import KnowledgeBase
 with KnowledgeBase.open("headwater.toml") as kb:
     for hit in kb.search("How many vacation days?", k=3, filters={"file_types": ["pdf"]}):
         print(hit.score, hit.metadata.source_id, hit.metadata.page, hit.text[:80])
+    kb.search("GDPR article 17", mode="hybrid")  # dense + BM25, fused; or "lexical"
 ```
 """
 
@@ -19,7 +20,7 @@ from headwater.compose import build_embedder, build_engine, build_store
 from headwater.config import HeadwaterConfig, load_config
 from headwater.ingest.errors import StoreError
 from headwater.ingest.models import QueryHit
-from headwater.ingest.search import Filters, as_filter, hit_metadata
+from headwater.ingest.search import Filters, Mode, as_filter, as_mode, hit_metadata, search_store
 
 if TYPE_CHECKING:
     from headwater.ingest.embedding import Embedder
@@ -65,14 +66,30 @@ class KnowledgeBase:
     def store(self) -> VectorStore:
         return self._store or build_store(self.config)
 
-    def search(self, text: str, k: int = 5, filters: Filters = None) -> list[QueryHit]:
-        """The `k` chunks closest to `text` (highest score first) that pass `filters`."""
+    def search(
+        self, text: str, k: int = 5, filters: Filters = None, mode: Mode = None
+    ) -> list[QueryHit]:
+        """The `k` best chunks for `text` (highest score first) that pass `filters`.
+
+        `mode`: "dense" (embedding similarity), "lexical" (BM25 over the words; loads no
+        model) or "hybrid" (both, fused as ``[search]`` says); None: ``search.mode``.
+        Scores are comparable only within one mode.
+        """
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
         query_filter = as_filter(filters)
+        search = self.config.search
+        chosen = as_mode(mode, search.mode)
         self._check_model()
-        vector = self.embedder.embed_query(text)
-        return self.store.query(vector, k=k, filters=query_filter)
+        return search_store(
+            self.store,
+            text,
+            lambda query: self.embedder.embed_query(query),  # lexical loads no model
+            k=k,
+            filters=query_filter,
+            mode=chosen,
+            fusion=search.fusion_settings(),
+        )
 
     def _check_model(self) -> None:
         # Vectors of another model with the same size would rank nonsense without an error.
@@ -119,4 +136,4 @@ class KnowledgeBase:
         return HeadwaterRetriever(self, **kwargs)
 
 
-__all__ = ["Filters", "KnowledgeBase", "as_filter", "hit_metadata"]
+__all__ = ["Filters", "KnowledgeBase", "Mode", "as_filter", "hit_metadata"]

@@ -32,6 +32,7 @@ from headwater.ingest.errors import (
     HeadwaterError,
     host_error,
 )
+from headwater.ingest.models import SearchMode
 from headwater.ingest.report import SyncReport
 from headwater.ingest.source import is_url, redact_url
 
@@ -252,6 +253,14 @@ def query(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     wait: BUSY_WAIT = 120,
+    mode: Annotated[
+        SearchMode | None,
+        typer.Option(
+            "--mode",
+            help="dense (embedding similarity), lexical (BM25 over the words) or hybrid "
+            "(both, fused). Default: the config's search.mode.",
+        ),
+    ] = None,
 ) -> None:
     """Search the store: rank, score, source, page and a snippet per result."""
     from headwater.api import KnowledgeBase, hit_metadata
@@ -261,7 +270,9 @@ def query(
     cfg = _config(config)
     with KnowledgeBase(cfg) as kb:
         hits = _when_free(
-            cfg, lambda: kb.search(text, k=k, filters=QueryFilter(source_glob=source)), wait
+            cfg,
+            lambda: kb.search(text, k=k, filters=QueryFilter(source_glob=source), mode=mode),
+            wait,
         )
     if as_json:
         print(

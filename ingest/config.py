@@ -28,6 +28,7 @@ from headwater.ingest.chunking.config import STRATEGIES, ChunkingConfig, Recursi
 from headwater.ingest.cluster import ClusterConfig
 from headwater.ingest.embedding import EmbeddingConfig
 from headwater.ingest.errors import ConfigError
+from headwater.ingest.search import SearchConfig
 
 CONFIG_FILENAME = "headwater.toml"
 ENV_PREFIX = "HEADWATER_"
@@ -277,6 +278,10 @@ class IngestConfig(BaseSettings):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig, description="Embedding.")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Vector store.")
     state: StateConfig = Field(default_factory=StateConfig, description="State folder.")
+    search: SearchConfig = Field(
+        default_factory=SearchConfig,
+        description="How queries rank chunks (dense, lexical, hybrid).",
+    )
     eval: EvalConfig = Field(
         default_factory=EvalConfig, description="Retrieval evaluation (`headwater eval`)."
     )

@@ -206,6 +206,36 @@ class QueryHit:
     metadata: ChunkMetadata
 
 
+class SearchMode(StrEnum):
+    """How a query ranks chunks."""
+
+    DENSE = "dense"
+    """By embedding similarity."""
+    HYBRID = "hybrid"
+    """Dense and lexical rankings fused."""
+    LEXICAL = "lexical"
+    """By full-text relevance (BM25) of the query's words."""
+
+
+class FusionMethod(StrEnum):
+    RRF = "rrf"
+    """Reciprocal rank fusion: each list adds 1 / (rrf_k + rank); scores are ignored."""
+    WEIGHTED = "weighted"
+    """Each list's scores scaled to 0..1 (min-max), then alpha * dense + (1 - alpha) * lexical."""
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How a hybrid query merges its dense and lexical rankings."""
+
+    method: FusionMethod = FusionMethod.RRF
+    rrf_k: int = 60
+    alpha: float = 0.5
+    """Weight of the dense ranking (weighted fusion; Weaviate's hybrid alpha)."""
+    candidates: int = 4
+    """Each ranking is cut at candidates x k before fusing."""
+
+
 class FileStatus(StrEnum):
     ADDED = "added"
     CHANGED = "changed"

@@ -23,7 +23,7 @@ from tenacity import (
 from headwater.ingest.config import RetryConfig
 from headwater.ingest.errors import HeadwaterError, StoreUnavailableError, redact
 from headwater.ingest.faults import fault_point
-from headwater.ingest.models import CollectionSpec, QueryFilter, QueryHit, VectorRecord
+from headwater.ingest.models import CollectionSpec, Fusion, QueryFilter, QueryHit, VectorRecord
 from headwater.ingest.store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,24 @@ class RetryingStore(VectorStore):
         self, vector: Sequence[float], k: int = 5, filters: QueryFilter | None = None
     ) -> list[QueryHit]:
         return self._call("search", lambda: self.inner.query(vector, k, filters))
+
+    def lexical_query(
+        self, text: str, k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        return self._call("search by words", lambda: self.inner.lexical_query(text, k, filters))
+
+    def hybrid_query(
+        self,
+        vector: Sequence[float],
+        text: str,
+        k: int = 5,
+        filters: QueryFilter | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[QueryHit]:
+        # The inner store's: an engine that fuses natively (Weaviate) does it in one call.
+        return self._call(
+            "search (hybrid)", lambda: self.inner.hybrid_query(vector, text, k, filters, fusion)
+        )
 
     def count(self, filters: QueryFilter | None = None) -> int:
         return self._call("count chunks", lambda: self.inner.count(filters))

@@ -2,21 +2,76 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from headwater.ingest.models import QueryFilter, QueryHit
+from pydantic import BaseModel, ConfigDict, Field
+
+from headwater.ingest.models import Fusion, FusionMethod, QueryFilter, QueryHit, SearchMode
+
+if TYPE_CHECKING:
+    from headwater.ingest.store import VectorStore
 
 Filters = QueryFilter | Mapping[str, Any] | None
 """A `QueryFilter`, or its fields as a mapping (``{"source_glob": "policies/*"}``)."""
+
+Mode = SearchMode | str | None
+"""A `SearchMode` or its name (``"hybrid"``); None: the config's ``search.mode``."""
+
+
+class SearchConfig(BaseModel):
+    """The ``[search]`` table: how queries rank chunks unless a query says otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: SearchMode = Field(
+        SearchMode.DENSE,
+        description="dense: by embedding similarity. lexical: by BM25 full-text relevance of "
+        "the query's words. hybrid: both rankings fused (see `fusion`). `headwater query "
+        "--mode` and search(mode=...) override it per query.",
+    )
+    fusion: FusionMethod = Field(
+        FusionMethod.RRF,
+        description="hybrid: rrf (reciprocal rank fusion, by rank only) or weighted (each "
+        "ranking's scores scaled to 0..1, mixed by `alpha`).",
+    )
+    rrf_k: int = Field(
+        60, ge=1, description="rrf: the constant in 1 / (rrf_k + rank); larger flattens ranks."
+    )
+    alpha: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="weighted fusion: weight of the dense ranking (1: dense only, 0: lexical "
+        "only). Weaviate applies it in its own hybrid query.",
+    )
+    candidates: int = Field(
+        4, ge=1, description="hybrid: each ranking is cut at candidates x k before fusing."
+    )
+
+    def fusion_settings(self) -> Fusion:
+        return Fusion(self.fusion, self.rrf_k, self.alpha, self.candidates)
+
+
+def as_mode(mode: Mode, default: SearchMode = SearchMode.DENSE) -> SearchMode:
+    """`mode` as a `SearchMode`; an unknown name raises, listing the known ones."""
+    if mode is None:
+        return default
+    try:
+        return SearchMode(mode)
+    except ValueError:
+        known = ", ".join(m.value for m in SearchMode)
+        raise ValueError(f"search mode {mode!r}: use one of {known}") from None
 
 
 @runtime_checkable
 class TextSearch(Protocol):
     """Anything that ranks stored chunks for a text (`headwater.KnowledgeBase` does)."""
 
-    def search(self, text: str, k: int = 5, filters: Filters = None) -> list[QueryHit]: ...
+    def search(
+        self, text: str, k: int = 5, filters: Filters = None, mode: Mode = None
+    ) -> list[QueryHit]: ...
 
 
 def as_filter(filters: Filters) -> QueryFilter | None:
@@ -42,3 +97,21 @@ def hit_metadata(hit: QueryHit) -> dict[str, Any]:
         element_types=list(m.element_types),
     )
     return {"id": hit.id, "score": hit.score, **flat}
+
+
+def search_store(
+    store: VectorStore,
+    text: str,
+    embed: Callable[[str], Sequence[float]],
+    *,
+    k: int,
+    filters: QueryFilter | None,
+    mode: SearchMode,
+    fusion: Fusion,
+) -> list[QueryHit]:
+    """Rank `store`'s chunks for `text` in `mode`; `embed` is called only when needed."""
+    if mode is SearchMode.LEXICAL:
+        return store.lexical_query(text, k=k, filters=filters)
+    if mode is SearchMode.HYBRID:
+        return store.hybrid_query(embed(text), text, k=k, filters=filters, fusion=fusion)
+    return store.query(embed(text), k=k, filters=filters)

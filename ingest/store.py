@@ -10,7 +10,13 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from headwater.ingest.errors import StoreError
-from headwater.ingest.models import CollectionSpec, QueryFilter, QueryHit, VectorRecord
+from headwater.ingest.fusion import fuse
+from headwater.ingest.models import CollectionSpec, Fusion, QueryFilter, QueryHit, VectorRecord
+
+
+class LexicalSearchUnsupportedError(StoreError):
+    """The store (or its version, or this collection) has no full-text index: lexical and
+    hybrid search are not available; dense search still is."""
 
 
 class VectorStore(ABC):
@@ -112,6 +118,32 @@ class VectorStore(ABC):
         self, vector: Sequence[float], k: int = 5, filters: QueryFilter | None = None
     ) -> list[QueryHit]:
         """The `k` nearest records by cosine similarity (higher score is closer)."""
+
+    def lexical_query(
+        self, text: str, k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        """The `k` records whose text best matches the words of `text` (BM25; higher score
+        is better). A query with no words finds nothing. Stores without a full-text index
+        raise `LexicalSearchUnsupportedError`."""
+        raise LexicalSearchUnsupportedError(
+            f"the {self.name} store at {self.location} has no full-text index: "
+            "lexical and hybrid search are not available, use mode 'dense'"
+        )
+
+    def hybrid_query(
+        self,
+        vector: Sequence[float],
+        text: str,
+        k: int = 5,
+        filters: QueryFilter | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[QueryHit]:
+        """The top `k` of the dense and lexical rankings fused (see `headwater.ingest.fusion.fuse`).
+        A store whose engine fuses natively may override it."""
+        depth = max(k, k * fusion.candidates)
+        lexical = self.lexical_query(text, k=depth, filters=filters)
+        dense = self.query(vector, k=depth, filters=filters)
+        return fuse(dense, lexical, k, fusion)
 
     @abstractmethod
     def count(self, filters: QueryFilter | None = None) -> int:

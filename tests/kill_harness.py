@@ -8,7 +8,9 @@ lines and answers leave on stdout the same way:
 
 - ``{"op": "sync", "config": PATH, "fault": "commit:1" | null}`` ->
   ``{"exit": CODE}`` or ``{"signal": NUMBER}``
-- ``{"op": "ids", "config": PATH}`` -> ``{"ids": [...], "count": N, "verified": BOOL}``
+- ``{"op": "ids", "config": PATH}`` -> ``{"ids": [...], "count": N, "verified": BOOL,
+  "lexical_missing": [...], "lexical_ghosts": [...]}``: stored chunks the full-text index
+  does not find by their own text, and ids it finds that are not stored.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from headwater.compose import build_engine
 from headwater.config import load_config
 from headwater.ingest.embedding import Embedder, EmbeddingConfig
 from headwater.ingest.faults import ENV
+from headwater.ingest.store import VectorStore
 
 EMBEDDER = Embedder(EmbeddingConfig(device="cpu"))
 _ = EMBEDDER.dimension  # loads the weights, runs nothing
@@ -36,16 +39,31 @@ def _sync(config: str) -> int:
         engine.close()
 
 
+def _lexical_check(store: VectorStore, texts: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Each chunk's own text, searched with k = every chunk, must find it and only stored ids."""
+    missing, found = [], set()
+    for cid, text in texts.items():
+        hits = {h.id for h in store.lexical_query(text, k=len(texts))}
+        found |= hits
+        if cid not in hits:
+            missing.append(cid)
+    return sorted(missing), sorted(found - texts.keys())
+
+
 def _ids(config: str, out: str) -> int:
     from headwater.ingest.verify import verify
 
     engine = build_engine(load_config(config), embedder=EMBEDDER)
     try:
-        ids = [r.id for batch in engine.state.store.scan() for r in batch]
+        store = engine.state.store
+        records = [r for batch in store.scan() for r in batch]
+        missing, ghosts = _lexical_check(store, {r.id: r.chunk.text for r in records})
         answer = {
-            "ids": ids,
-            "count": engine.state.store.count(),
+            "ids": [r.id for r in records],
+            "count": store.count(),
             "verified": verify(engine.state).ok,
+            "lexical_missing": missing,
+            "lexical_ghosts": ghosts,
         }
     finally:
         engine.close()

@@ -73,6 +73,12 @@ def test_sync_json_query_and_status(project: Path) -> None:
     # Where each chunk came from: its elements and its characters in the document text.
     assert all(h["element_types"] and 0 <= h["start"] < h["end"] for h in hits)
     assert all(h["end"] - h["start"] == len(h["text"]) for h in hits)
+    for mode in ("lexical", "hybrid"):
+        out = headwater("query", "BitLocker", "--mode", mode, "-k", "1", "--json", cwd=project)
+        assert out.returncode == 0, out.stderr
+        assert [h["path"] for h in json.loads(out.stdout)] == ["it/security-faq.txt"]
+    bad = headwater("query", "x", "--mode", "bm25", cwd=project)
+    assert bad.returncode != 0 and "dense" in bad.stderr and "lexical" in bad.stderr
 
     st = headwater("status", cwd=project)
     assert st.returncode == 0, st.stderr

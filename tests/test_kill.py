@@ -1,5 +1,6 @@
 """Crash consistency: SIGKILL a sync at every stage, re-run it, and the store holds exactly
-the chunks the documents imply, no duplicates, for Milvus Lite and FAISS.
+the chunks the documents imply, no duplicates, for Milvus Lite and FAISS; its full-text
+(lexical) index finds exactly those chunks.
 
 Each kill lands at a fault-injection point (ingest/faults.py): after a file is loaded,
 before embedding, right after a store write, between the store write and the manifest
@@ -137,6 +138,8 @@ def test_sigkill_at_every_stage_then_rerun_converges(
         assert len(held["ids"]) == len(set(held["ids"])) == held["count"], "duplicates"
         assert sorted(held["ids"]) == expected[version], f"after a kill at {fault}"
         assert held["verified"], "manifest and store disagree"
+        assert held["lexical_missing"] == [], f"full-text index lost chunks after {fault}"
+        assert held["lexical_ghosts"] == [], f"full-text index kept deleted chunks after {fault}"
         converged += 1
     assert sum(kills.values()) == converged == len(KILLS)
     assert set(kills) == {"load", "embed", "upsert", "commit", "delete"}

@@ -15,6 +15,8 @@ import pytest
 from headwater.api import KnowledgeBase
 from headwater.config import HeadwaterConfig
 from headwater.ingest.embedding import Embedder
+from headwater.ingest.models import SearchMode
+from headwater.ingest.search import SearchConfig
 
 pytest.importorskip("langchain_core", reason="the langchain extra is not installed")
 pytest.importorskip("llama_index.core", reason="the llamaindex extra is not installed")
@@ -101,3 +103,37 @@ def test_llamaindex_filters_and_async(kb: KnowledgeBase) -> None:
     retriever = LlamaRetriever(kb, k=4, filters={"file_types": ["pdf"]})
     nodes = asyncio.run(retriever.aretrieve("receipts"))
     assert nodes and all(n.node.metadata["file_type"] == "pdf" for n in nodes)
+
+
+def test_search_modes_in_the_api(synced_config: HeadwaterConfig, embedder: Embedder) -> None:
+    with KnowledgeBase(synced_config) as kb:
+        (hit,) = kb.search("BitLocker", k=1, mode="lexical")
+        assert hit.metadata.path == "it/security-faq.txt" and "BitLocker" in hit.text
+        assert "embedder" not in vars(kb)  # lexical search loads no model
+        assert kb.search("BitLocker", k=2, mode="lexical", filters={"file_types": "pdf"}) == []
+    with KnowledgeBase(synced_config, embedder=embedder) as kb:
+        hybrid = kb.search(QUESTION, k=3, mode="hybrid")
+        assert hybrid[0].metadata.path == "policies/leave-policy.docx"
+        assert kb.search("BitLocker", k=1, mode="hybrid")[0].id == hit.id
+        with pytest.raises(ValueError, match="use one of dense, hybrid, lexical"):
+            kb.search(QUESTION, mode="semantic")
+    # The config's search.mode is the default; a query's mode overrides it.
+    lexical_default = synced_config.model_copy(
+        update={"search": SearchConfig(mode=SearchMode.LEXICAL)}
+    )
+    with KnowledgeBase(lexical_default, embedder=embedder) as kb:
+        assert kb.search("BitLocker", k=1)[0].score == hit.score
+        assert kb.search("BitLocker", k=1, mode="dense")[0].score != hit.score
+
+
+def test_retrievers_take_a_mode(kb: KnowledgeBase) -> None:
+    lexical = HeadwaterRetriever(knowledge_base=kb, k=2, mode="lexical")
+    docs = lexical.invoke("BitLocker FileVault")
+    assert docs[0].metadata["path"] == "it/security-faq.txt"
+    assert lexical.invoke("BitLocker", mode="hybrid")[0].metadata["path"] == "it/security-faq.txt"
+    dense = HeadwaterRetriever(knowledge_base=kb, k=2).invoke("BitLocker FileVault")
+    assert [d.metadata["score"] for d in dense] != [d.metadata["score"] for d in docs]
+    nodes = LlamaRetriever(kb, k=2, mode="lexical").retrieve("BitLocker")
+    assert nodes[0].node.metadata["path"] == "it/security-faq.txt"
+    with pytest.raises(ValueError, match="use one of"):
+        LlamaRetriever(kb, mode="fuzzy")

@@ -215,3 +215,41 @@ def test_wrong_grpc_port_fails_fast_and_names_the_keys(
     store = WeaviateStore(config, collection="docs", state_dir=tmp_path)
     with pytest.raises(StoreError, match=r"not over gRPC.*store\.weaviate\.grpc_port"):
         store.count()
+
+
+def test_lexical_and_hybrid_use_weaviates_own_search(
+    server: WeaviateServer, tmp_path: Path
+) -> None:
+    from weaviate.proto.v1 import base_search_pb2
+
+    from headwater.connectors.testing import corpus, unit
+    from headwater.ingest.models import Fusion, FusionMethod, QueryFilter
+
+    store = make_store(server, tmp_path)
+    try:
+        store.ensure_collection(SPEC)
+        store.upsert(corpus())
+        md_only = QueryFilter(file_types=("md",))
+        assert [h.id for h in store.lexical_query("router", k=3, filters=md_only)] == ["vpn"]
+        sent = server.database.searches[-1]
+        assert sent.collection == store.class_name and sent.limit == 3
+        assert sent.bm25_search.query == "router"
+        assert list(sent.bm25_search.properties) == ["text"]  # not the ids and paths
+        assert sent.HasField("filters") and sent.metadata.score
+
+        rrf = store.hybrid_query(unit(3), "holiday", k=2, filters=md_only)
+        assert {h.id for h in rrf} == {"vpn", "leave"}
+        hybrid = server.database.searches[-1].hybrid_search
+        assert hybrid.fusion_type == base_search_pb2.Hybrid.FUSION_TYPE_RANKED
+        assert hybrid.alpha == 0.5 and list(hybrid.properties) == ["text"]
+        assert list(hybrid.targets.target_vectors) == ["default"] and hybrid.vector_bytes
+        assert server.database.searches[-1].HasField("filters")
+
+        weighted = Fusion(FusionMethod.WEIGHTED, alpha=0.25)
+        store.hybrid_query(unit(3), "holiday", k=2, fusion=weighted)
+        hybrid = server.database.searches[-1].hybrid_search
+        assert hybrid.fusion_type == base_search_pb2.Hybrid.FUSION_TYPE_RELATIVE_SCORE
+        assert hybrid.alpha == pytest.approx(0.25)
+        assert not server.database.searches[-1].HasField("filters")
+    finally:
+        store.close()

@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import field_validator
 
 from headwater.ingest.errors import MissingExtraError
-from headwater.ingest.models import QueryFilter
-from headwater.ingest.search import TextSearch, as_filter, hit_metadata
+from headwater.ingest.models import QueryFilter, SearchMode
+from headwater.ingest.search import TextSearch, as_filter, as_mode, hit_metadata
 
 try:
     from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -24,12 +24,14 @@ except ImportError:  # pragma: no cover - depends on the install
 
 
 class HeadwaterRetriever(BaseRetriever):
-    """The `k` chunks closest to the query, as Documents. ``invoke(q, k=3, filters=...)``
-    overrides `k` and `filters` for one call."""
+    """The `k` best chunks for the query, as Documents. ``invoke(q, k=3, filters=...,
+    mode="hybrid")`` overrides `k`, `filters` and `mode` for one call."""
 
     knowledge_base: TextSearch
     k: int = 4
     filters: QueryFilter | None = None
+    mode: SearchMode | None = None
+    """dense, lexical or hybrid; None: the knowledge base's ``search.mode``."""
 
     @field_validator("filters", mode="before")
     @classmethod
@@ -39,7 +41,11 @@ class HeadwaterRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
+        mode = kwargs.get("mode", self.mode)
         hits = self.knowledge_base.search(
-            query, k=kwargs.get("k", self.k), filters=kwargs.get("filters", self.filters)
+            query,
+            k=kwargs.get("k", self.k),
+            filters=kwargs.get("filters", self.filters),
+            mode=None if mode is None else as_mode(mode),
         )
         return [Document(page_content=h.text, metadata=hit_metadata(h), id=h.id) for h in hits]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from headwater.ingest.errors import MissingExtraError
-from headwater.ingest.search import Filters, TextSearch, as_filter, hit_metadata
+from headwater.ingest.search import Filters, Mode, TextSearch, as_filter, as_mode, hit_metadata
 
 try:
     from llama_index.core.retrievers import BaseRetriever
@@ -22,18 +22,27 @@ LLM_METADATA = ("source", "page", "section")
 
 
 class HeadwaterRetriever(BaseRetriever):
-    """The `k` chunks closest to the query, as scored text nodes."""
+    """The `k` best chunks for the query, as scored text nodes; `mode` is dense, lexical
+    or hybrid (None: the knowledge base's ``search.mode``)."""
 
     def __init__(
-        self, knowledge_base: TextSearch, k: int = 4, filters: Filters = None, **kwargs: Any
+        self,
+        knowledge_base: TextSearch,
+        k: int = 4,
+        filters: Filters = None,
+        mode: Mode = None,
+        **kwargs: Any,
     ) -> None:
         self.knowledge_base = knowledge_base
         self.k = k
         self.filters = as_filter(filters)
+        self.mode = None if mode is None else as_mode(mode)
         super().__init__(**kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self.knowledge_base.search(query_bundle.query_str, k=self.k, filters=self.filters)
+        hits = self.knowledge_base.search(
+            query_bundle.query_str, k=self.k, filters=self.filters, mode=self.mode
+        )
         nodes = []
         for h in hits:
             metadata = hit_metadata(h)

@@ -5,6 +5,9 @@ Layout of a collection folder (``<state>/faiss/<collection>/`` unless ``path`` s
 - ``meta.sqlite``: one row per chunk (text, metadata, and the vector as float32 bytes),
   the collection's spec, and a generation counter bumped by every write that changes
   which vectors the index must hold.
+- ``chunks_fts`` in the same database: an SQLite FTS5 full-text index over the chunk
+  texts (external content: the text is stored once, in ``chunks``), kept in step by
+  triggers inside each write's transaction, so it always holds exactly the stored rows.
 - ``index.<layout>.<generation>.faiss``: the FAISS index as of that generation. It is a
   cache: when the file for the current generation is missing, unreadable or written for
   another layout, the index is rebuilt from the vectors in SQLite.
@@ -21,6 +24,7 @@ import functools
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -44,7 +48,7 @@ from headwater.ingest.models import (
     VectorRecord,
 )
 from headwater.ingest.readonly import cannot_write, open_read_only
-from headwater.ingest.store import VectorStore
+from headwater.ingest.store import LexicalSearchUnsupportedError, VectorStore
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -55,7 +59,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _DB_NAME = "meta.sqlite"
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
+"""1: no full-text index; 2: chunks_fts (added to a format-1 database on open)."""
 _BATCH = 1000
 """Ids per SQL statement when looking rows up by chunk id."""
 _STREAM = 16384
@@ -96,6 +101,34 @@ _SCHEMA = (
     # GLOB with a literal prefix (policies/*) can use this.
     "CREATE INDEX IF NOT EXISTS chunks_path ON chunks (path)",
 )
+_FTS_SCHEMA = (
+    # porter: "runs" finds "running"; remove_diacritics: "cafe" finds "café".
+    """CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+        text, content='chunks', content_rowid='id',
+        tokenize='porter unicode61 remove_diacritics 2'
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts (rowid, text) VALUES (new.id, new.text);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN
+        INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO chunks_fts (rowid, text) VALUES (new.id, new.text);
+    END""",
+)
+
+
+def fts_match(text: str) -> str:
+    """An FTS5 query matching any word of `text` (empty when it has none).
+
+    Each word is quoted, so FTS5 syntax in a user's query (AND, NEAR, *, column:) is text.
+    unicode61 splits on everything but letters, digits and private-use characters, so
+    this splits the same way, `_` included.
+    """
+    words = dict.fromkeys(re.findall(r"[^\W_]+", text))
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
 class FaissConfig(BaseModel):
@@ -312,6 +345,8 @@ class FaissStore(VectorStore):
                 raise StoreError(
                     f"{db_path} was written by a newer Headwater (format {version}); upgrade"
                 )
+            if version == 1:
+                self._add_fts(db, db_path)
             self._db = db
         return self._db
 
@@ -328,6 +363,19 @@ class FaissStore(VectorStore):
             db.close()
             raise
         return db
+    def _add_fts(self, db: sqlite3.Connection, db_path: Path) -> None:
+        """Give a format-1 collection its full-text index, built from the stored texts."""
+        try:
+            with self._transaction(db, write=True):
+                if db.execute("PRAGMA user_version").fetchone()[0] != 1:
+                    return  # another process upgraded it first
+                for statement in _FTS_SCHEMA:
+                    db.execute(statement)
+                db.execute("INSERT INTO chunks_fts (chunks_fts) VALUES ('rebuild')")
+                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            # A read-only open can still search densely; lexical_query says what is missing.
+            log.warning("could not add the full-text index to %s: %s", db_path, exc)
 
     @property
     def faiss(self) -> ModuleType:
@@ -383,7 +431,7 @@ class FaissStore(VectorStore):
         db = self._connect(create=True)
         assert db is not None
         with self._transaction(db, write=True):
-            for statement in _SCHEMA:
+            for statement in (*_SCHEMA, *_FTS_SCHEMA):
                 db.execute(statement)
             # OR IGNORE: a process that created it first wins; ensure_collection then
             # compares against what it recorded.
@@ -792,18 +840,50 @@ class FaissStore(VectorStore):
                 # An approximate index can come up short under a selective filter (or
                 # many HNSW tombstones): the answer must still be the k best matches.
                 found = self._exact(db, q, want, where, params)
-            rows = {
-                r[0]: r
-                for r in db.execute(
-                    f"SELECT {_COLUMNS} FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
-                    (_json(i for i, _ in found),),
-                )
-            }
+            return self._hits(db, found)
+
+    @staticmethod
+    def _hits(db: sqlite3.Connection, found: Sequence[tuple[int, float]]) -> list[QueryHit]:
+        """Hits for (row id, score) pairs, in their order; call in the search's snapshot."""
+        rows = {
+            r[0]: r
+            for r in db.execute(
+                f"SELECT {_COLUMNS} FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+                (_json(i for i, _ in found),),
+            )
+        }
         hits = []
         for rid, score in found:
             chunk = _chunk(rows[rid])
             hits.append(QueryHit(chunk.id, score, chunk.text, chunk.metadata))
         return hits
+
+    @_locked
+    def lexical_query(
+        self, text: str, k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        where, params = _where(filters)
+        db = self._ready()
+        match = fts_match(text)
+        if db is None or k <= 0 or not match:
+            return []
+        has_fts = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chunks_fts'"
+        ).fetchone()
+        if not has_fts:
+            raise LexicalSearchUnsupportedError(
+                f"the FAISS collection at {self.location} has no full-text index yet: it is "
+                "added when the collection is next opened for writing (run `headwater sync`)"
+            )
+        # bm25() is lower for better matches; the filter's columns are the chunks table's.
+        sql = (
+            "SELECT chunks.id, bm25(chunks_fts) FROM chunks_fts "
+            "JOIN chunks ON chunks.id = chunks_fts.rowid WHERE chunks_fts MATCH ? "
+            f"{'AND ' + where if where else ''} ORDER BY bm25(chunks_fts) LIMIT ?"
+        )
+        with self._transaction(db, write=False):
+            found = [(int(rid), -float(rank)) for rid, rank in db.execute(sql, [match, *params, k])]
+            return self._hits(db, found)
 
     def _search(
         self, index: Any, q: npt.NDArray[np.float32], k: int, sel: Any

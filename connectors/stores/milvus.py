@@ -29,7 +29,7 @@ from headwater.ingest.models import (
     VectorRecord,
 )
 from headwater.ingest.readonly import cannot_write
-from headwater.ingest.store import VectorStore
+from headwater.ingest.store import LexicalSearchUnsupportedError, VectorStore
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -43,6 +43,22 @@ _MAX_TEXT_BYTES = 65535
 _MODEL_PROPERTY = "headwater.model"
 """Collection property recording the embedding model (kept by Lite and by servers)."""
 _OUTPUT = ["id", "text", "source_id", "path", "file_type", "page", "meta"]
+_SPARSE = "sparse"
+"""The BM25 function's output field: the full-text index of `text`."""
+BM25_MIN_VERSION = (2, 5)
+"""The first Milvus (server and Lite) with BM25 full-text search."""
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """(2, 3, 5) for "v2.3.5", "2.3.5-dev" or "milvus_lite-2.3.5"; () when none is found."""
+    found = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    return tuple(int(g) for g in found.groups() if g is not None) if found else ()
+
+
+def has_bm25(version: str) -> bool:
+    """Whether a Milvus of this version runs BM25 functions (unknown versions: assume not)."""
+    parsed = version_tuple(version)
+    return bool(parsed) and parsed[:2] >= BM25_MIN_VERSION
 
 
 class MilvusConfig(BaseModel):
@@ -213,6 +229,9 @@ class MilvusStore(VectorStore):
         self._exists: bool | None = None
         self._like_is_prefix_only: bool | None = None
         self._spec: CollectionSpec | None = None
+        self._lexical: bool | None = None
+        """Whether the collection has the BM25 field; None until described."""
+        self._version: str | None = None
 
     @property
     def uri(self) -> str:
@@ -288,16 +307,26 @@ class MilvusStore(VectorStore):
             if not dims:
                 raise StoreError(f"collection {self.collection!r} has no 'vector' field")
             props = info.get("properties") or {}
+            self._lexical = any(f["name"] == _SPARSE for f in info["fields"])
             self._spec = CollectionSpec(dims[0], str(props.get(_MODEL_PROPERTY, "")))
         return self._spec
+
+    def server_version(self) -> str:
+        """The server's version ("v2.3.5"), or Milvus Lite's ("milvus_lite-3.2.2")."""
+        if self._version is None:
+            self._version = str(self.client.get_server_version())
+        return self._version
 
     def create_collection(self, spec: CollectionSpec) -> None:
         from pymilvus import DataType, MilvusClient
 
+        lexical = has_bm25(self.server_version())
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=spec.dimension)
-        schema.add_field("text", DataType.VARCHAR, max_length=_MAX_TEXT_BYTES)
+        schema.add_field(
+            "text", DataType.VARCHAR, max_length=_MAX_TEXT_BYTES, **self._analyzed(lexical)
+        )
         schema.add_field("source_id", DataType.VARCHAR, max_length=4096)
         schema.add_field("path", DataType.VARCHAR, max_length=4096)
         schema.add_field("file_type", DataType.VARCHAR, max_length=64)
@@ -305,6 +334,21 @@ class MilvusStore(VectorStore):
         schema.add_field("meta", DataType.JSON)
         index = self.client.prepare_index_params()
         index.add_index("vector", index_type=self.config.index, metric_type="IP")
+        if lexical:
+            from pymilvus import Function, FunctionType
+
+            # The engine computes each row's BM25 terms from `text` on every insert and
+            # upsert, so the full-text index follows the rows with no extra write.
+            schema.add_field(_SPARSE, DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(
+                Function(
+                    name="text_bm25",
+                    function_type=FunctionType.BM25,
+                    input_field_names=["text"],
+                    output_field_names=[_SPARSE],
+                )
+            )
+            index.add_index(_SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         self.client.create_collection(
             self.collection,
             schema=schema,
@@ -317,6 +361,11 @@ class MilvusStore(VectorStore):
         self.client.load_collection(self.collection)
         self._exists = True
         self._spec = spec
+        self._lexical = lexical
+
+    @staticmethod
+    def _analyzed(lexical: bool) -> dict[str, Any]:
+        return {"enable_analyzer": True, "enable_match": True} if lexical else {}
 
     # -- writes --------------------------------------------------------------------
 
@@ -406,14 +455,17 @@ class MilvusStore(VectorStore):
         glob = filters.source_glob
         return glob != _glob_prefix(glob) + "*" and self._prefix_like_only()
 
-    def _search(self, vector: Sequence[float], limit: int, expr: str) -> list[QueryHit]:
+    def _search(self, data: Any, limit: int, expr: str, *, field: str = "vector") -> list[QueryHit]:
+        """`data` is a vector, or a text for the BM25 field."""
+        lexical = field == _SPARSE
         result = self.client.search(
             self.collection,
-            data=[[float(x) for x in vector]],
+            data=[data if lexical else [float(x) for x in data]],
+            anns_field=field,
             limit=limit,
             filter=expr,
             output_fields=_OUTPUT[1:],
-            search_params={"metric_type": "IP"},
+            search_params={"metric_type": "BM25" if lexical else "IP"},
             # Strong makes every search wait for the server's next time tick (about 200 ms
             # on 2.3); Session still sees every write made through this client, which is
             # what a sync needs, and a separate query process sees writes within a tick.
@@ -423,7 +475,10 @@ class MilvusStore(VectorStore):
         for hit in result[0]:
             row = {"id": hit["id"], **hit["entity"]}
             meta = _metadata(row)
-            hits.append(QueryHit(row["id"], float(hit["distance"]), row["text"], meta))
+            score = float(hit["distance"])
+            # Milvus Lite reports BM25 relevance negated (best first, most negative); a
+            # server reports it positive. Both list the best match first.
+            hits.append(QueryHit(row["id"], abs(score) if lexical else score, row["text"], meta))
         return hits
 
     def query(
@@ -431,13 +486,46 @@ class MilvusStore(VectorStore):
     ) -> list[QueryHit]:
         if not self._ready():
             return []
+        return self._filtered_search(vector, k, filters, "vector")
+
+    def lexical_query(
+        self, text: str, k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        if not self._ready() or k <= 0:
+            return []
+        self._check_lexical()
+        if not re.search(r"[^\W_]", text):
+            return []  # no words: the analyzer would make an empty query vector
+        return self._filtered_search(text, k, filters, _SPARSE)
+
+    def _check_lexical(self) -> None:
+        self.collection_spec()  # describes the collection, setting _lexical
+        if self._lexical:
+            return
+        version = self.server_version()
+        if not has_bm25(version):
+            raise LexicalSearchUnsupportedError(
+                f"Milvus at {self.location} is version {version}, which has no BM25 full-text "
+                f"search (Milvus {'.'.join(map(str, BM25_MIN_VERSION))} or later has): lexical "
+                "and hybrid search are not available there; use mode 'dense'"
+            )
+        raise LexicalSearchUnsupportedError(
+            f"collection {self.collection!r} at {self.location} was made without a full-text "
+            "index (by Headwater 0.2 or earlier, or on an older Milvus): copy it into a new one "
+            "with `headwater migrate --to <config naming another store.collection>` (no "
+            "re-embedding), or delete it and sync again; dense search works as it is"
+        )
+
+    def _filtered_search(
+        self, data: Any, k: int, filters: QueryFilter | None, field: str
+    ) -> list[QueryHit]:
         if not self._needs_client_glob(filters):
-            return self._search(vector, k, filter_expression(filters, prefix_only=False))
+            return self._search(data, k, filter_expression(filters, prefix_only=False), field=field)
         assert filters is not None and filters.source_glob
         expr = filter_expression(filters, prefix_only=True)
         limit = max(8 * k, 64)
         while True:
-            found = self._search(vector, limit, expr)
+            found = self._search(data, limit, expr, field=field)
             kept = [h for h in found if filters.matches(h.metadata)]
             if len(kept) >= k or len(found) < limit or limit >= _QUERY_CAP:
                 return kept[:k]
@@ -478,6 +566,8 @@ class MilvusStore(VectorStore):
             self._client = None
             self._exists = None
             self._spec = None
+            self._lexical = None
+            self._version = None
             uri = self.uri
             if self.is_lite(uri):
                 _release_lite(uri)

@@ -20,6 +20,8 @@ from headwater.ingest.models import (
     Chunk,
     ChunkMetadata,
     CollectionSpec,
+    Fusion,
+    FusionMethod,
     QueryFilter,
     QueryHit,
     VectorRecord,
@@ -36,6 +38,8 @@ DEFAULT_URL = "http://localhost:8080"
 _CLOUD_SUFFIXES = (".weaviate.cloud", ".weaviate.network")
 _VECTOR = "default"
 """The collection's one named vector."""
+_TEXT = "text"
+"""The property keyword (BM25) search reads; the others are ids and paths."""
 _SPEC_KEY = "headwater"
 """Key of the CollectionSpec in the collection description (JSON)."""
 _MAX_RESULTS = 10_000
@@ -230,6 +234,20 @@ def filter_for(filters: QueryFilter | None) -> _Filters | None:
     if filters.pages:
         parts.append(Filter.by_property("page").contains_any([int(p) for p in filters.pages]))
     return Filter.all_of(parts)
+
+
+def _has_words(text: str) -> bool:
+    return re.search(r"[^\W_]", text) is not None
+
+
+def _scored_hits(objects: Iterable[Object[Any, Any]]) -> list[QueryHit]:
+    hits = []
+    for obj in objects:
+        chunk = _chunk(obj.properties)
+        hits.append(
+            QueryHit(chunk.id, float(obj.metadata.score or 0.0), chunk.text, chunk.metadata)
+        )
+    return hits
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -590,6 +608,55 @@ class WeaviateStore(VectorStore):
             score = 1.0 - float(obj.metadata.distance or 0.0)
             hits.append(QueryHit(chunk.id, score, chunk.text, chunk.metadata))
         return hits
+
+    def lexical_query(
+        self, text: str, k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        if k <= 0 or not self._ready() or not _has_words(text):
+            return []
+        from weaviate.classes.query import MetadataQuery
+
+        with self._errors("keyword (BM25) query"):
+            result = self._collection().query.bm25(
+                query=text,
+                query_properties=[_TEXT],
+                limit=min(k, _MAX_RESULTS),
+                filters=filter_for(filters),
+                return_metadata=MetadataQuery(score=True),
+            )
+        return _scored_hits(result.objects)
+
+    def hybrid_query(
+        self,
+        vector: Sequence[float],
+        text: str,
+        k: int = 5,
+        filters: QueryFilter | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[QueryHit]:
+        if k <= 0 or not self._ready():
+            return []
+        if not _has_words(text):
+            return self.query(vector, k, filters)
+        from weaviate.classes.query import HybridFusion, MetadataQuery
+
+        # Weaviate fuses in the engine: rankedFusion is reciprocal rank fusion with its
+        # constant fixed at 60, weighted by alpha (0.5: both rankings count the same);
+        # relativeScoreFusion is the min-max weighting of `fuse`'s weighted method.
+        ranked = fusion.method is FusionMethod.RRF
+        with self._errors("hybrid query"):
+            result = self._collection().query.hybrid(
+                query=text,
+                vector=[float(x) for x in vector],
+                alpha=0.5 if ranked else fusion.alpha,
+                fusion_type=HybridFusion.RANKED if ranked else HybridFusion.RELATIVE_SCORE,
+                query_properties=[_TEXT],
+                target_vector=_VECTOR,
+                limit=min(k, _MAX_RESULTS),
+                filters=filter_for(filters),
+                return_metadata=MetadataQuery(score=True),
+            )
+        return _scored_hits(result.objects)
 
     def count(self, filters: QueryFilter | None = None) -> int:
         if not self._ready():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import threading
@@ -18,6 +19,7 @@ from google.protobuf.json_format import MessageToDict
 from weaviate.proto.v1 import (
     aggregate_pb2,
     base_pb2,
+    base_search_pb2,
     batch_delete_pb2,
     batch_pb2,
     properties_pb2,
@@ -387,8 +389,6 @@ def _now_ms() -> int:
 
 
 _SEARCHES = (
-    "hybrid_search",
-    "bm25_search",
     "near_object",
     "near_text",
     "near_image",
@@ -412,6 +412,8 @@ class Database:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.classes: dict[str, Collection] = {}
+        self.searches: list[search_get_pb2.SearchRequest] = []
+        """Every search request received, for tests to check what a client sent."""
 
     # -- schema (REST) -----------------------------------------------------------
 
@@ -575,8 +577,23 @@ class Database:
         filters = request.filters if request.HasField("filters") else None
         near = request.near_vector if request.HasField("near_vector") else None
         with self.lock:
+            self.searches.append(request)
             coll = self.collection(request.collection)
             distances: dict[uuid.UUID, float] = {}
+            scores: dict[uuid.UUID, float] = {}
+            if request.HasField("bm25_search") or request.HasField("hybrid_search"):
+                if request.after or request.sort_by:
+                    raise invalid("keyword and hybrid search take no cursor or sort")
+                found = self._matching(coll, filters)
+                if request.HasField("bm25_search"):
+                    bm = request.bm25_search
+                    scores = bm25(coll, bm.query, list(bm.properties), found)
+                else:
+                    scores = self._hybrid(coll, request.hybrid_search, found)
+                found = sorted((o for o in found if o.id in scores), key=lambda o: -scores[o.id])
+                found = found[request.offset : request.offset + limit]
+                results = [self._result(coll, o, request, None, scores.get(o.id)) for o in found]
+                return search_get_pb2.SearchReply(took=time.perf_counter() - start, results=results)
             if request.after:
                 if filters is not None or near is not None or request.sort_by or request.offset:
                     raise invalid(
@@ -605,6 +622,45 @@ class Database:
                 found = found[request.offset : request.offset + limit]
             results = [self._result(coll, o, request, distances.get(o.id)) for o in found]
         return search_get_pb2.SearchReply(took=time.perf_counter() - start, results=results)
+
+    def _hybrid(
+        self, coll: Collection, hybrid: Any, candidates: list[StoredObject]
+    ) -> dict[uuid.UUID, float]:
+        """Weaviate's hybrid: a BM25 and a vector ranking of the same candidates, fused."""
+        if hybrid.HasField("near_text") or hybrid.target_vectors or hybrid.vector:
+            raise unsupported("hybrid search with near_text or legacy vector fields")
+        if hybrid.HasField("near_vector"):
+            near = hybrid.near_vector
+        elif hybrid.vector_bytes or hybrid.vectors:
+            # Client 4.x sends the vector in the hybrid message itself.
+            near = base_search_pb2.NearVector(
+                vector_bytes=hybrid.vector_bytes, vectors=hybrid.vectors, targets=hybrid.targets
+            )
+        else:
+            # Without a vector Weaviate would vectorize the query with a module; none here.
+            raise invalid("hybrid search without a vector needs a vectorizer module")
+        keyword = bm25(coll, hybrid.query, list(hybrid.properties), candidates)
+        distances = self._near_vector(coll, near, candidates)
+        alpha = hybrid.alpha_param if hybrid.use_alpha_param else hybrid.alpha
+        rankings = (
+            (alpha, sorted(distances.items(), key=lambda kv: kv[1])),
+            (1 - alpha, sorted(keyword.items(), key=lambda kv: -kv[1])),
+        )
+        fused: dict[uuid.UUID, float] = {}
+        # relativeScoreFusion has been the default since Weaviate 1.24.
+        if hybrid.fusion_type != base_search_pb2.Hybrid.FUSION_TYPE_RANKED:
+            for (weight, ranking), flip in zip(rankings, (True, False), strict=True):
+                values = [-v if flip else v for _, v in ranking]
+                low, high = min(values, default=0.0), max(values, default=0.0)
+                for (oid, _), v in zip(ranking, values, strict=True):
+                    scaled = 1.0 if high == low else (v - low) / (high - low)
+                    fused[oid] = fused.get(oid, 0.0) + weight * scaled
+        else:
+            # rankedFusion: weight / (60 + rank), rank counted from 0.
+            for weight, ranking in rankings:
+                for rank, (oid, _) in enumerate(ranking):
+                    fused[oid] = fused.get(oid, 0.0) + weight / (60 + rank)
+        return fused
 
     def _near_vector(
         self, coll: Collection, near: Any, candidates: list[StoredObject]
@@ -666,6 +722,7 @@ class Database:
         obj: StoredObject,
         request: search_get_pb2.SearchRequest,
         distance: float | None,
+        score: float | None = None,
     ) -> search_get_pb2.SearchResult:
         props = request.properties if request.HasField("properties") else None
         if props is not None and props.ref_properties:
@@ -705,6 +762,8 @@ class Database:
             meta.distance, meta.distance_present = distance, True
         if distance is not None and md.certainty:
             meta.certainty, meta.certainty_present = 1 - distance / 2, True
+        if score is not None and md.score:
+            meta.score, meta.score_present = score, True
         return search_get_pb2.SearchResult(
             properties=search_get_pb2.PropertiesResult(
                 non_ref_props=properties_pb2.Properties(fields=fields),
@@ -712,6 +771,52 @@ class Database:
             ),
             metadata=meta,
         )
+
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+"""Weaviate's default BM25 parameters (invertedIndexConfig.bm25)."""
+
+
+def bm25(
+    coll: Collection, query: str, properties: list[str], candidates: list[StoredObject]
+) -> dict[uuid.UUID, float]:
+    """Okapi BM25 of each candidate that holds a query term, summed over `properties`
+    (all text properties when none are named); statistics over the whole collection, as
+    Weaviate keeps them per shard."""
+    names = properties or [
+        p["name"] for p in coll.schema["properties"] if p["dataType"][0] in ("text", "text[]")
+    ]
+    scores: dict[uuid.UUID, float] = {}
+    everyone = list(coll.objects.values())
+    for name in names:
+        prop = coll.prop(name)
+        if prop.get("indexSearchable") is False:
+            raise invalid(f"property '{name}' is not searchable (indexSearchable is false)")
+        tokenization = prop.get("tokenization") or "word"
+
+        def terms(o: StoredObject, name: str = name, tokenization: str = tokenization) -> list[str]:
+            value = o.properties.get(name)
+            values = value if isinstance(value, list) else [value] if value is not None else []
+            return [t for v in values for t in tokens(str(v), tokenization)]
+
+        docs = {o.id: terms(o) for o in everyone}
+        n = len(docs)
+        if not n:
+            continue
+        avg = sum(map(len, docs.values())) / n or 1.0
+        for term in dict.fromkeys(tokens(query, tokenization)):
+            holding = sum(term in d for d in docs.values())
+            if not holding:
+                continue
+            idf = math.log(1 + (n - holding + 0.5) / (holding + 0.5))
+            for o in candidates:
+                d = docs[o.id]
+                tf = d.count(term)
+                if tf:
+                    norm = tf + BM25_K1 * (1 - BM25_B + BM25_B * len(d) / avg)
+                    scores[o.id] = scores.get(o.id, 0.0) + idf * tf * (BM25_K1 + 1) / norm
+    return scores
 
 
 def _sorted(

@@ -1,8 +1,8 @@
 """A Weaviate server in this process: REST and gRPC on loopback, free ports, memory storage.
 
-It speaks the wire protocol the Python client v4 uses for collections, batch writes, filtered
-and vector search, cursors, deletes and counts. What it does not implement (modules, hybrid
-and keyword search, references, tenants, aggregations other than counts) it refuses with an
+It speaks the wire protocol the Python client v4 uses for collections, batch writes, filtered,
+vector, BM25 and hybrid search (given a vector), cursors, deletes and counts. What it does not
+implement (modules, references, tenants, aggregations other than counts) it refuses with an
 error saying so, rather than answering wrongly. It behaves like a single node with
 AUTOSCHEMA_ENABLED=false: properties must be in the collection's schema.
 """

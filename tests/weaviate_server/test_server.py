@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
-from weaviate.classes.query import Filter
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.collections import Collection
 from weaviate.connect.v4 import _ConnectionBase
 from weaviate.exceptions import WeaviateQueryError
@@ -105,4 +106,28 @@ def test_refusals_match_weaviate_limits(notes: Collection) -> None:
     with pytest.raises(WeaviateQueryError, match="query maximum results exceeded"):
         notes.query.fetch_objects(offset=9_999, limit=2)
     with pytest.raises(WeaviateQueryError, match="not supported by this server"):
-        notes.query.bm25("hello")
+        notes.query.near_text("hello")
+    with pytest.raises(WeaviateQueryError, match="needs a vectorizer module"):
+        notes.query.hybrid("hello")
+
+
+def test_bm25_and_hybrid_rank_as_weaviate_does(notes: Collection) -> None:
+    # "world" is in one of two titles of two words: idf ln(1 + 1.5 / 1.5), tf part 1.
+    (hit,) = notes.query.bm25("World", return_metadata=MetadataQuery(score=True)).objects
+    assert hit.properties["n"] == 1 and hit.metadata.score == pytest.approx(math.log(2))
+    # Field tokenization keeps "Hello World" whole: a word of it does not match the key.
+    assert notes.query.bm25("world", query_properties=["key"]).objects == []
+    only_two = Filter.by_property("n").equal(2)
+    assert [o.properties["n"] for o in notes.query.bm25("hello", filters=only_two).objects] == [2]
+    # Vector [0, 1] is n=2's, "world" is n=1's. Relative scores: alpha decides.
+    for alpha, first in ((0.9, 2), (0.1, 1)):
+        found = notes.query.hybrid(
+            "world", vector=[0.0, 1.0], alpha=alpha, fusion_type=HybridFusion.RELATIVE_SCORE
+        ).objects
+        assert [o.properties["n"] for o in found] == [first, 3 - first]
+    # Ranked: n=1 is in both rankings (second by vector), which outweighs one first place
+    # until alpha is near 1.
+    ranked = notes.query.hybrid(
+        "world", vector=[0.0, 1.0], alpha=0.9, fusion_type=HybridFusion.RANKED
+    ).objects
+    assert [o.properties["n"] for o in ranked] == [1, 2]
