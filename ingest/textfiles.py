@@ -135,7 +135,7 @@ def decode_text(path: str, data: bytes, fallback: str) -> str:
 LONG_ELEMENT = 4000
 """An element longer than this (characters) is split at its line breaks, if it has any."""
 
-_BLANK_LINES = re.compile(r"\n[ \t\f\v]*(?:\n[ \t\f\v]*)+")
+_BLANK_LINES = re.compile(r"\n[ \t\f\v\r]*(?:\n[ \t\f\v\r]*)+")
 _UNDERLINE = re.compile(r"[=\-~#*^_+]{3,}")
 _BULLET = re.compile(r"[-*+\u2022\u2023\u2043\u25e6\u2219\u00b7\u25aa\u25cf\u25cb\u2013\u2014]\s")
 _NUMBERED = re.compile(r"(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]\s")

@@ -139,10 +139,13 @@ TITLE WITH <unk> TOKEN
 """
 
 
-def test_plain_text_keeps_every_character() -> None:
-    elements = text_elements("txt", ADVERSARIAL_TEXT)
-    assert non_space("".join(e.text for e in elements)) == non_space(ADVERSARIAL_TEXT)
-    assert [e.category for e in elements][:2] == ["Title", "ListItem"]
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_plain_text_keeps_every_character(newline: str) -> None:
+    source = ADVERSARIAL_TEXT.replace("\n", newline)
+    elements = text_elements("txt", source)
+    assert non_space("".join(e.text for e in elements)) == non_space(source)
+    assert [e.category for e in elements][:3] == ["Title", "ListItem", "NarrativeText"]
+    assert len(elements) == 4
 
 
 ADVERSARIAL_MD = """\
