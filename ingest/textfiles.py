@@ -200,7 +200,7 @@ def list_items(paragraph: str) -> list[str]:
 def plain_elements(text: str) -> list[Element]:
     """Paragraphs (text between blank lines; list items apart) as elements, every
     character kept."""
-    out = []
+    out: list[Element] = []
     for paragraph in _BLANK_LINES.split(text):
         body = paragraph.strip()
         if body:
