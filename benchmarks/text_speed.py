@@ -10,6 +10,8 @@ seconds, the elements and the characters kept.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import time
 from pathlib import Path
 
@@ -45,12 +47,25 @@ def book(size: int) -> str:
     return "".join(parts)[:size]
 
 
+def table(text: str, delimiter: str) -> str:
+    """The book as a table: one row per line, with its number and length."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter)
+    writer.writerow(["line", "chars", "text"])
+    for i, line in enumerate(text.splitlines()):
+        writer.writerow([i, len(line), line])
+    return out.getvalue()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=3.0)
     ap.add_argument("--kind", default="txt", help="extension the book is loaded as")
     args = ap.parse_args()
-    data = book(int(args.mb * 2**20)).encode()
+    text = book(int(args.mb * 2**20))
+    if args.kind in ("csv", "tsv"):
+        text = table(text, "\t" if args.kind == "tsv" else ",")
+    data = text.encode()
     name = f"book.{args.kind}"
     f = SourceFile("bench", name, f"/bench/{name}", len(data), "fp")
     started = time.perf_counter()

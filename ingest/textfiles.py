@@ -135,7 +135,7 @@ def decode_text(path: str, data: bytes, fallback: str) -> str:
 LONG_ELEMENT = 4000
 """An element longer than this (characters) is split at its line breaks, if it has any."""
 
-_BLANK_LINES = re.compile(r"\n[ \t\f\v]*(?:\n[ \t\f\v]*)+")
+_BLANK_LINES = re.compile(r"\n[ \t\f\v\r]*(?:\n[ \t\f\v\r]*)+")
 _UNDERLINE = re.compile(r"[=\-~#*^_+]{3,}")
 _BULLET = re.compile(r"[-*+\u2022\u2023\u2043\u25e6\u2219\u00b7\u25aa\u25cf\u25cb\u2013\u2014]\s")
 _NUMBERED = re.compile(r"(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]\s")
@@ -178,13 +178,33 @@ def split_long(element: Element, limit: int = LONG_ELEMENT) -> list[Element]:
     ]
 
 
+def _is_item(line: str) -> bool:
+    return _BULLET.match(line) is not None or _NUMBERED.match(line) is not None
+
+
+def list_items(paragraph: str) -> list[str]:
+    """A paragraph that starts with a bullet, one item per bullet (lines that follow
+    without one continue the item); any other paragraph, whole."""
+    lines = paragraph.splitlines()
+    if not _is_item(lines[0].strip()):
+        return [paragraph]
+    items: list[list[str]] = []
+    for line in lines:
+        if _is_item(line.strip()) or not items:
+            items.append([line])
+        else:
+            items[-1].append(line)
+    return ["\n".join(item).strip() for item in items]
+
+
 def plain_elements(text: str) -> list[Element]:
-    """Paragraphs (text between blank lines) as elements, every character kept."""
-    out = []
+    """Paragraphs (text between blank lines; list items apart) as elements, every
+    character kept."""
+    out: list[Element] = []
     for paragraph in _BLANK_LINES.split(text):
         body = paragraph.strip()
         if body:
-            out.append(Element(body, classify(body)))
+            out.extend(Element(item, classify(item)) for item in list_items(body))
     return out
 
 

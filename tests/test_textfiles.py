@@ -128,6 +128,7 @@ TITLE WITH <unk> TOKEN
 
 •  bullet kept with its bullet
 * another <b>unclosed tag
+  continued on a second line
 1) numbered
 
   indented paragraph with   double  spaces\x0b and a vertical tab
@@ -139,10 +140,17 @@ TITLE WITH <unk> TOKEN
 """
 
 
-def test_plain_text_keeps_every_character() -> None:
-    elements = text_elements("txt", ADVERSARIAL_TEXT)
-    assert non_space("".join(e.text for e in elements)) == non_space(ADVERSARIAL_TEXT)
-    assert [e.category for e in elements][:2] == ["Title", "ListItem"]
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_plain_text_keeps_every_character(newline: str) -> None:
+    source = ADVERSARIAL_TEXT.replace("\n", newline)
+    elements = text_elements("txt", source)
+    assert non_space("".join(e.text for e in elements)) == non_space(source)
+    assert [e.category for e in elements] == [
+        "Title",
+        *["ListItem"] * 3,
+        "NarrativeText",
+        "UncategorizedText",
+    ]
 
 
 ADVERSARIAL_MD = """\
