@@ -6,7 +6,9 @@ and "ocr_only" strategies, which need neither. This module reproduces what
 unstructured 0.27 returns for those two strategies from the same helpers, which do not
 import unstructured-inference: pdfminer text boxes classified by ``element_from_text``
 ("fast"), and Tesseract on pages rendered by pdfium ("ocr_only"). What is re-implemented
-here is marked with the unstructured function it follows. Call
+here is marked with the unstructured function it follows. Where unstructured gives up
+(a page too complex or too broken for pdfminer fails the whole file) or pdfminer finds
+little of a page's text, that page is read by pdfium instead. Call
 ``loading.ensure_spacy_model()`` first: the classification needs unstructured's spaCy
 model, and without it a text layer would read as no elements.
 """
