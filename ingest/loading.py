@@ -98,7 +98,8 @@ def load_document(file: SourceFile, data: bytes, config: LoadingConfig) -> Docum
     if len(data) > config.max_file_mb * 1024 * 1024:
         raise LoadError(
             file.path,
-            f"file is {len(data) / 2**20:.1f} MB, over loading.max_file_mb={config.max_file_mb}",
+            f"file is {len(data) / 2**20:.1f} MB, over loading.max_file_mb={config.max_file_mb}; "
+            "raise it to ingest the file",
         )
     if not data:
         raise LoadError(file.path, "file is empty (0 bytes)")

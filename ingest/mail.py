@@ -25,6 +25,12 @@ ReadAttachment = Callable[[str, bytes], list[Any]]
 """Partition one attachment (its file name and bytes); raises LoadError."""
 
 _PGP_BLOCK = re.compile(r"\A\s*-----BEGIN PGP MESSAGE-----")
+_SIGNATURES = {
+    "application/pgp-signature",
+    "application/pkcs7-signature",
+    "application/x-pkcs7-signature",
+}
+"""Signature parts of a signed message: no text, so left out without a warning."""
 _NOT_READ = {
     "image": "an image (attached pictures are not OCRed)",
     "audio": "an audio file (not transcribed)",
@@ -145,6 +151,8 @@ def _attachment(
         inner = part.get_payload(0) if kind == "message/rfc822" else part
         if depth < 8 and isinstance(inner, EmailMessage):
             _message(path, inner, _as_bytes(inner), read, mail, depth + 1)
+        return
+    if kind in _SIGNATURES:
         return
     why = _NOT_READ.get(part.get_content_maintype())
     if why is not None:

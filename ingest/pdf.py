@@ -6,7 +6,9 @@ and "ocr_only" strategies, which need neither. This module reproduces what
 unstructured 0.27 returns for those two strategies from the same helpers, which do not
 import unstructured-inference: pdfminer text boxes classified by ``element_from_text``
 ("fast"), and Tesseract on pages rendered by pdfium ("ocr_only"). What is re-implemented
-here is marked with the unstructured function it follows. Call
+here is marked with the unstructured function it follows. Where unstructured gives up
+(a page too complex or too broken for pdfminer fails the whole file) or pdfminer finds
+little of a page's text, that page is read by pdfium instead. Call
 ``loading.ensure_spacy_model()`` first: the classification needs unstructured's spaCy
 model, and without it a text layer would read as no elements.
 """
@@ -73,8 +75,8 @@ class PdfTooLargeError(Exception):
 
 def partition_text_layer(data: bytes, languages: list[str]) -> list[Element]:
     """unstructured's ``partition_pdf(strategy="fast")``, page by page: a page pdfminer
-    cannot read, or reads as no text, or that is too complex for it (unstructured then
-    gives up on the whole file), is read from its text layer by pdfium instead."""
+    cannot read, or that is too complex for it (unstructured then gives up on the whole
+    file), or where it finds less than half the text pdfium does, is read by pdfium."""
     skip = _complex_pages(data)
     pages: dict[int, list[Element]] = {}
     try:
@@ -85,8 +87,21 @@ def partition_text_layer(data: bytes, languages: list[str]) -> list[Element]:
             )
     except Exception as exc:  # a broken page tree: pdfium may still find the pages
         log.warning("pdfminer stopped reading the PDF: %s: %s", type(exc).__name__, exc)
-    pages.update(_pdfium_pages(data, {n for n, found in pages.items() if found}, languages))
+    for number, text in _pdfium_texts(data).items():
+        # pdfium reads text pdfminer misses (and the pages it skipped or failed on)
+        mined = sum(_letters(e.text or "") for e in pages.get(number, []))
+        if _letters(text) > 2 * mined:
+            if mined:
+                log.info("page %d: pdfium finds much more text than pdfminer; using it", number)
+            pages[number] = _paragraphs(text, number, languages)
     return [element for _, found in sorted(pages.items()) for element in found]
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _letters(text: str) -> int:
+    return sum(1 for c in text if not c.isspace())
 
 
 def _pdfminer_pages(
@@ -142,42 +157,37 @@ def _page_elements(number: int, page: Any, layout: Any, languages: list[str]) ->
     return _combine_list_elements(elements, system)
 
 
-def _pdfium_pages(data: bytes, read: set[int], languages: list[str]) -> dict[int, list[Element]]:
-    """The pages not in `read` (those pdfminer found no text on or never reached), as
-    pdfium reads their text layer: one element per paragraph (pdfium gives no layout, so nothing is classed as a
-    header or footer)."""
+def _pdfium_texts(data: bytes) -> dict[int, str]:
+    """Each page's text layer as pdfium reads it; empty when pdfium cannot open the file."""
     import pypdfium2 as pdfium
 
-    found: dict[int, list[Element]] = {}
+    texts: dict[int, str] = {}
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        log.info("pdfium cannot open the PDF either: %s", exc)
-        return found
+        log.info("pdfium cannot open the PDF: %s", exc)
+        return texts
     try:
         for number in range(1, len(pdf) + 1):
-            if number in read:
-                continue
             try:
                 page = pdf[number - 1]
                 textpage = page.get_textpage()
-                text = textpage.get_text_range()
+                texts[number] = textpage.get_text_range()
                 textpage.close()
                 page.close()
             except pdfium.PdfiumError as exc:
-                log.info("page %d: pdfium failed too (%s)", number, exc)
-                continue
-            found[number] = _paragraphs(text, number, languages)
-            if found[number]:
-                log.info("page %d: text read by pdfium", number)
+                log.info("page %d: pdfium failed (%s)", number, exc)
     finally:
         pdf.close()
-    return found
+    return texts
 
 
 def _paragraphs(text: str, number: int, languages: list[str]) -> list[Element]:
+    """pdfium's text as elements, one a paragraph; pdfium gives no layout, so nothing is
+    classed as a header or footer."""
     elements = []
-    for paragraph in re.split(r"(?:\r?\n[ \t]*){2,}", text.replace("\x00", "")):
+    text = _CONTROL.sub("", text)  # pdfium marks soft hyphens and unknown glyphs so
+    for paragraph in re.split(r"(?:\r?\n[ \t]*){2,}", text):
         cleaned = " ".join(paragraph.split())
         if cleaned:
             element = element_from_text(cleaned)

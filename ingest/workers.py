@@ -102,10 +102,18 @@ class ParserPool(Executor):
         try:
             outer.set_result(inner.result())
         except FutureTimeout:
-            outer.set_exception(ParseLimitError(f"parsing took longer than {self.timeout_s:g} s"))
+            outer.set_exception(
+                ParseLimitError(
+                    f"parsing took longer than {self.timeout_s:g} s; raise loading.timeout_s "
+                    "to give big files more time"
+                )
+            )
         except MemoryError:
             outer.set_exception(
-                ParseLimitError(f"parsing needed more than {self.max_memory_mb} MB")
+                ParseLimitError(
+                    f"parsing needed more than {self.max_memory_mb} MB; raise "
+                    "loading.max_memory_mb to give big files more memory"
+                )
             )
         except ProcessExpired as exc:
             outer.set_exception(ParseLimitError(_death(exc.exitcode, self.max_memory_mb)))
@@ -129,7 +137,7 @@ def _death(exitcode: int | None, max_memory_mb: int) -> str:
         if name == "SIGKILL":
             return (
                 f"the parser process was killed (SIGKILL; out of memory? each worker may use "
-                f"{max_memory_mb} MB)"
+                f"{max_memory_mb} MB: loading.max_memory_mb, and loading.workers run at once)"
             )
         return f"the parser process crashed ({name})"
     return f"the parser process exited unexpectedly (exit code {exitcode})"

@@ -266,3 +266,18 @@ def test_unsupported_types_say_what_would_read_them(
     with pytest.raises(LoadError) as exc:
         load_bytes(name, data, tmp_path)
     assert reason in exc.value.reason
+
+
+def test_a_signed_email_with_a_pdf_attached_yields_both_texts(tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "a@example.com", "Expenses"
+    msg.set_content("The expense policy is attached.\n")
+    pdf = (SAMPLE_DOCS / "policies/expenses.pdf").read_bytes()
+    msg.add_attachment(pdf, "application", "pdf", filename="expenses.pdf")
+    msg.add_attachment(b"-----BEGIN PGP SIGNATURE-----\n", "application", "pgp-signature")
+    doc = load_bytes("signed.eml", msg.as_bytes(), tmp_path)
+    assert "The expense policy is attached." in text_of(doc)
+    assert "receipt" in text_of(doc).lower()  # from the PDF, read by Headwater's PDF path
+    assert doc.warnings == ()

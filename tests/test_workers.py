@@ -81,8 +81,10 @@ def test_hung_oom_and_crashing_parsers_fail_only_their_file(tmp_path: Path) -> N
         assert results[name].chunks
     reasons = {n: r.reason for n, r in results.items() if isinstance(r, FileResult) and r.reason}
     assert reasons == {
-        "hang.txt": "parsing took longer than 8 s",
-        "hog.txt": "parsing needed more than 1500 MB",
+        "hang.txt": "parsing took longer than 8 s; raise loading.timeout_s to give big files "
+        "more time",
+        "hog.txt": "parsing needed more than 1500 MB; raise loading.max_memory_mb to give big "
+        "files more memory",
         "crash.txt": "the parser process exited unexpectedly (exit code 3)",
     }
     assert all(r.status is FileStatus.FAILED for n, r in results.items() if n in reasons)
