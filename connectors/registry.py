@@ -10,7 +10,7 @@ import importlib
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -84,6 +84,27 @@ def check_store_tables(store: StoreConfig) -> None:
             raise ConfigError(f"store.{name}: must be a table")
     for name in sorted({store.backend, *tables}):
         store_options(name, store.backend_options(name))
+
+
+def coerced_store_values(data: dict[str, Any]) -> list[str]:
+    """Values in the file's ``[store.<backend>]`` tables that pass only by coercion
+    (``timeout = "30"``), one line each; environment overrides are not checked here."""
+    from headwater.ingest.config import strict_type_problem
+
+    store = data.get("store")
+    tables = store if isinstance(store, dict) else {}
+    out = []
+    for name, table in tables.items():
+        if name not in store_backends() or not isinstance(table, dict):
+            continue
+        try:
+            store_class(name).config_model.model_validate(table, strict=True)
+        except ValidationError as exc:
+            for e in exc.errors():
+                problem = strict_type_problem(e)
+                if problem is not None:
+                    out.append(f"store.{name}.{'.'.join(map(str, e['loc']))}: {problem}")
+    return out
 
 
 def create_store(store: StoreConfig, state_dir: Path, backend: str | None = None) -> VectorStore:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from headwater.connectors.registry import check_store_tables
+from headwater.connectors.registry import check_store_tables, coerced_store_values
 from headwater.ingest.config import IngestConfig, SourceConfig, _Section, load_settings
 from headwater.ingest.errors import ConfigError
 
@@ -163,4 +163,4 @@ class HeadwaterConfig(IngestConfig):
 def load_config(path: str | Path | None = None) -> HeadwaterConfig:
     """The config file (explicit, $HEADWATER_CONFIG or ./headwater.toml) merged with the
     environment and validated; errors name the bad key."""
-    return load_settings(HeadwaterConfig, path)
+    return load_settings(HeadwaterConfig, path, strict_tables=coerced_store_values)

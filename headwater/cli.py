@@ -100,7 +100,7 @@ def _main(
 ) -> None:
     """Keep a vector knowledge base in step with your documents."""
     global _verbose
-    _verbose = _verbose or verbose
+    _verbose = verbose
 
 
 ConfigOption = Annotated[

@@ -7,9 +7,11 @@ Relative paths in the file are relative to the file's folder.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -18,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -337,9 +340,16 @@ def find_config(explicit: str | Path | None = None) -> Path | None:
 C = TypeVar("C", bound=IngestConfig)
 
 
-def load_settings(model: type[C], path: str | Path | None = None) -> C:
+def load_settings(
+    model: type[C],
+    path: str | Path | None = None,
+    strict_tables: Callable[[dict[str, Any]], list[str]] | None = None,
+) -> C:
     """Read the file as `model`, merge with the environment, and validate; errors name the
-    bad key."""
+    bad key. Secrets in the file are refused, and so are values of the wrong type that
+    would only pass by coercion (`chunk_size = "200"`); environment variables, which are
+    strings, are still parsed. `strict_tables` checks the file's free-form tables (the
+    store backends') the same way and returns one line per problem."""
     file = find_config(path)
     data: dict[str, Any] = {}
     where = "defaults and environment"
@@ -351,11 +361,120 @@ def load_settings(model: type[C], path: str | Path | None = None) -> C:
             raise ConfigError(f"{file}: config file not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        secrets = [f"  {line}" for line in secrets_in_file(data)]
+        if secrets:
+            raise ConfigError("\n".join([f"{file}: secrets do not belong in the file", *secrets]))
         data["config_dir"] = file.resolve().parent
     try:
-        return model(**data)
+        config = model(**data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, where, data)) from None
+    if file is not None:
+        coerced = _coerced_in_file(model, data) + (strict_tables(data) if strict_tables else [])
+        if coerced:
+            lines = [f"{where}: invalid configuration", *(f"  {c}" for c in coerced)]
+            raise ConfigError("\n".join(lines))
+    return config
+
+
+_STRICT_TYPES = {
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+}
+
+
+def strict_type_problem(error: Any) -> str | None:
+    """The message for a pydantic strict-mode type error (None for any other error)."""
+    wanted = _STRICT_TYPES.get(error["type"])
+    if wanted is None:
+        return None
+    given = error["input"]
+    if isinstance(given, str):
+        return f"must be {wanted}, not the string {given!r} (remove the quotes)"
+    return f"must be {wanted}, not {given!r}"
+
+
+def _coerced_in_file(model: type[IngestConfig], data: dict[str, Any]) -> list[str]:
+    """The file's values that pass only by coercion (a quoted number, 1 for true...).
+
+    Each section of the file alone is validated in strict mode (as JSON, so paths may be
+    strings); environment variables, always strings, never go through this check.
+    """
+    out = []
+    for section, value in data.items():
+        field = model.model_fields.get(section)
+        if field is None or field.annotation is None or section == "config_dir":
+            continue
+        try:
+            TypeAdapter(field.annotation).validate_json(json.dumps(value, default=str), strict=True)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = (section, *err["loc"])
+                problem = strict_type_problem(err)
+                env = ENV_PREFIX + "__".join(str(p).upper() for p in loc if isinstance(p, str))
+                if problem is not None and env not in os.environ:
+                    key = ".".join(str(p) for p in _readable_loc(loc, data))
+                    out.append(f"{key}: {problem}")
+    return out
+
+
+SECRET_KEYS = SECRET_OPTION_KEYS - {"key"} | {"api_key", "apikey", "passwd", "access_key"}
+"""Keys that hold a credential wherever they appear in the file (``key`` only counts in
+storage_options, where it is S3's access key)."""
+
+_SECRET_ENV = {
+    ("store", "milvus"): "MILVUS_TOKEN (the variable store.milvus.token_env names) as "
+    "'user:password', or the whole URI in HEADWATER_STORE__MILVUS__URI",
+    ("store", "weaviate"): "WEAVIATE_API_KEY (the variable store.weaviate.api_key_env names)",
+    ("sources",): "the environment, as the URL's filesystem reads it (S3: AWS_ACCESS_KEY_ID "
+    "and AWS_SECRET_ACCESS_KEY; GCS: GOOGLE_APPLICATION_CREDENTIALS; Azure: "
+    "AZURE_STORAGE_ACCOUNT_KEY)",
+}
+
+
+def _walk(
+    value: Any, loc: tuple[int | str, ...] = ()
+) -> Iterator[tuple[tuple[int | str, ...], Any]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, (*loc, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, (*loc, i))
+    else:
+        yield loc, value
+
+
+def secrets_in_file(data: dict[str, Any]) -> list[str]:
+    """One line per credential written into the config file: a password in any URL, or a
+    secret-named key anywhere, each with the environment variable that should hold it."""
+    out = []
+    for loc, value in _walk(data):
+        name = str(loc[-1]).lower() if loc and isinstance(loc[-1], str) else ""
+        in_options = "storage_options" in loc
+        secret_key = not name.endswith("_env") and (
+            name in SECRET_KEYS or (in_options and name in SECRET_OPTION_KEYS)
+        )
+        if name == "token" and value in _TOKEN_MODES:
+            secret_key = False
+        in_url = isinstance(value, str) and "://" in value and _has_password(value)
+        if not (secret_key or in_url):
+            continue
+        where = next((v for k, v in _SECRET_ENV.items() if loc[: len(k)] == k), None)
+        use = f"set it in {where}" if where else "set it in an environment variable"
+        what = "the URL carries a password" if in_url else "a secret"
+        key = ".".join(str(p) for p in _readable_loc(loc, data))
+        out.append(f"{key}: {what}; {use}")
+    return out
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
 
 
 def format_validation_error(

@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from headwater.ingest.errors import host_error
 
 if TYPE_CHECKING:
     from headwater.ingest.embedding import Embedder, ThreadBudget
@@ -52,14 +55,31 @@ class EmbeddingCache:
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path)
-            db.execute("PRAGMA journal_mode=WAL")
-            # Losing the last writes on a power cut only costs re-embedding them.
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+            with self._host_errors():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path)
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    # Losing the last writes on a power cut only costs re-embedding them.
+                    db.execute("PRAGMA synchronous=NORMAL")
+                    db.executescript(_SCHEMA)
+                except sqlite3.Error:
+                    db.close()
+                    raise
             self._db = db
         return self._db
+
+    @contextmanager
+    def _host_errors(self) -> Iterator[None]:
+        """A full disk or a read-only folder is raised as the error that says so; the
+        transaction that met it is rolled back, so the cache stays as it was."""
+        try:
+            yield
+        except (OSError, sqlite3.Error) as exc:
+            problem = host_error(exc, self.path)
+            if problem is None:
+                raise
+            raise problem from exc
 
     def get(self, texts: Sequence[str], dimension: int) -> dict[int, Vectors]:
         """Cached vectors by index into `texts`."""
@@ -79,7 +99,7 @@ class EmbeddingCache:
                 out[i] = np.frombuffer(blob, dtype=np.float32)
         if out:
             now = time.time()
-            with self.db:
+            with self._host_errors(), self.db:
                 self.db.executemany(
                     "UPDATE vectors SET used = ? WHERE key = ?",
                     [(now, keys[i]) for i in out],
@@ -92,7 +112,7 @@ class EmbeddingCache:
             (cache_key(self.model, t), np.asarray(v, dtype=np.float32).tobytes(), now)
             for t, v in zip(texts, vectors, strict=True)
         ]
-        with self.db:
+        with self._host_errors(), self.db:
             self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
             self._evict()
 

@@ -131,9 +131,33 @@ def is_read_only(exc: BaseException) -> bool:
     return False
 
 
+def _no_space_at(path: object) -> bool:
+    """Whether the disk holding `path` (a file or folder, maybe not yet made) is full."""
+    import shutil
+    from pathlib import Path
+
+    if not isinstance(path, str | Path) or "://" in str(path):
+        return False
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        return shutil.disk_usage(where).free < _FULL_BELOW
+    except OSError:
+        return False
+
+
+_FULL_BELOW = 1 << 20
+"""Free bytes under which an unexplained I/O error is taken for a full disk."""
+
+
 def host_error(exc: BaseException, path: object) -> HostError | None:
-    """The clear error for a full disk or a read-only folder behind `exc`, else None."""
-    if is_disk_full(exc):
+    """The clear error for a full disk or a read-only folder behind `exc`, else None.
+
+    SQLite reports a -shm file it cannot grow on a full disk as "disk I/O error"; that
+    error counts as a full disk when the disk at `path` has no room left.
+    """
+    if is_disk_full(exc) or ("disk i/o error" in str(exc).lower() and _no_space_at(path)):
         return exc if isinstance(exc, DiskFullError) else DiskFullError(path)
     if is_read_only(exc):
         return exc if isinstance(exc, ReadOnlyStateError) else ReadOnlyStateError(path)

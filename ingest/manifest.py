@@ -75,9 +75,16 @@ class FailureEntry:
 class Manifest:
     """Read and commit manifest rows for one target. Opens the database on first use."""
 
-    def __init__(self, path: Path, target: str) -> None:
+    def __init__(
+        self, path: Path, target: str, *, former: str | None = None, same_place: str = ""
+    ) -> None:
         self.path = path
         self.target = target
+        self.former = former
+        """A LIKE pattern for keys an older version gave this target's rows; such rows are
+        taken over when this target has none (see `KnowledgeState.manifest_target`)."""
+        self.same_place = same_place
+        """The former key of this very place, preferred when `former` matches several."""
         self._db: sqlite3.Connection | None = None
         self.read_only = False
         """Opened in a folder this process cannot write: reads work, writes raise
@@ -96,7 +103,36 @@ class Manifest:
                     raise problem from exc
                 self._db = self._open_read_only()
                 self.read_only = True
+            self._adopt_former_rows(self._db)
         return self._db
+
+    def _adopt_former_rows(self, db: sqlite3.Connection) -> None:
+        if self.former is None:
+            return
+        mine = (
+            "SELECT 1 FROM files WHERE target = ? UNION ALL SELECT 1 FROM failures WHERE target = ?"
+        )
+        if db.execute(mine, (self.target, self.target)).fetchone():
+            return
+        olds = {
+            row[0]
+            for table in ("files", "failures")
+            for row in db.execute(
+                f"SELECT DISTINCT target FROM {table} WHERE target LIKE ? ESCAPE '\\'",
+                (self.former,),
+            )
+        }
+        old = self.same_place if self.same_place in olds else None
+        if old is None and len(olds) == 1:
+            old = olds.pop()
+        if old is None:
+            return
+        if self.read_only:
+            self.target = old
+            return
+        with _Transaction(db, self.path):
+            for table in ("files", "chunks", "failures"):
+                db.execute(f"UPDATE {table} SET target = ? WHERE target = ?", (self.target, old))
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)

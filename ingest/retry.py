@@ -21,7 +21,14 @@ from tenacity import (
 )
 
 from headwater.ingest.config import RetryConfig
-from headwater.ingest.errors import HeadwaterError, StoreUnavailableError, redact
+from headwater.ingest.errors import (
+    HeadwaterError,
+    StoreUnavailableError,
+    host_error,
+    is_disk_full,
+    is_read_only,
+    redact,
+)
 from headwater.ingest.faults import fault_point
 from headwater.ingest.models import CollectionSpec, Fusion, QueryFilter, QueryHit, VectorRecord
 from headwater.ingest.store import VectorStore
@@ -32,7 +39,10 @@ T = TypeVar("T")
 
 
 def _transient(exc: BaseException) -> bool:
-    """Whether trying again may help: anything but our own errors, which say what to fix."""
+    """Whether trying again may help: anything but our own errors, which say what to fix,
+    and a full disk or a read-only file, which waiting does not fix."""
+    if is_disk_full(exc) or is_read_only(exc):
+        return False
     return isinstance(exc, StoreUnavailableError) or not isinstance(exc, HeadwaterError)
 
 
@@ -78,6 +88,9 @@ class RetryingStore(VectorStore):
         try:
             return retrying(fn)
         except Exception as exc:
+            problem = host_error(exc, self.location)
+            if problem is not None:
+                raise problem from exc
             if not _transient(exc):
                 raise
             raise StoreUnavailableError(

@@ -24,6 +24,15 @@ class SyncLockedError(HeadwaterError):
     pass
 
 
+_IN_STATE = "state:"
+"""Prefix of a manifest key for a store inside the state folder (see `manifest_target`)."""
+
+
+def _like(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class KnowledgeState:
     """One store, the manifest rows that describe it, and the state folder's lock."""
 
@@ -35,8 +44,39 @@ class KnowledgeState:
 
     @property
     def target(self) -> str:
-        """What the manifest rows describe: this store, collection and model."""
+        """This store, collection and model, wherever they are (two states with equal
+        targets are one store)."""
         return f"{self.backend}|{self.store.location}|{self.store.collection}|{self.model}"
+
+    @property
+    def manifest_target(self) -> str:
+        """What the manifest rows are keyed by: `target`, except that a store inside the
+        state folder (Milvus Lite, FAISS) is named by its place in the folder, so a copy
+        of the folder restored at another path still finds its rows."""
+        inside = self._inside_state()
+        if inside is None:
+            return self.target
+        return f"{self.backend}|{_IN_STATE}{inside}|{self.store.collection}|{self.model}"
+
+    def _inside_state(self) -> str | None:
+        """The store's path relative to the state folder, when it lies inside it."""
+        location = self.store.location
+        if "://" in location:
+            return None
+        for root in (self.state_dir, self.state_dir.resolve()):
+            for place in (Path(location), Path(location).resolve()):
+                if place.is_relative_to(root) and place != root:
+                    return place.relative_to(root).as_posix()
+        return None
+
+    def _former_targets(self) -> str | None:
+        """A LIKE pattern for the keys older versions gave this store: its absolute path,
+        wherever the folder was then."""
+        inside = self._inside_state()
+        if inside is None:
+            return None
+        parts = (self.backend, "%/" + _like(inside), self.store.collection, self.model)
+        return "|".join(p if i == 1 else _like(p) for i, p in enumerate(parts))
 
     @property
     def describe(self) -> str:
@@ -44,7 +84,12 @@ class KnowledgeState:
 
     @cached_property
     def manifest(self) -> Manifest:
-        return Manifest(self.state_dir / "manifest.sqlite", self.target)
+        return Manifest(
+            self.state_dir / "manifest.sqlite",
+            self.manifest_target,
+            former=self._former_targets(),
+            same_place=self.target,
+        )
 
     def lock(self, timeout: float = 0) -> FileLock:
         """An exclusive lock on the state folder, so two syncs never interleave."""
@@ -88,7 +133,8 @@ class KnowledgeState:
 
     def close(self) -> None:
         self.store.close()
-        self.manifest.close()
+        if "manifest" in self.__dict__:  # opened; closing must not open it
+            self.manifest.close()
 
 
 def _held_elsewhere(path: Path) -> bool:

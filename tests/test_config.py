@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,102 @@ def test_duplicate_source_names_rejected(tmp_path: Path) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "variable"),
+    [
+        (
+            '[store.milvus]\nuri = "http://reader:pw@milvus:19530"',
+            "store.milvus.uri",
+            "MILVUS_TOKEN",
+        ),
+        ('[store.milvus]\ntoken = "reader:pw"', "store.milvus.token", "MILVUS_TOKEN"),
+        (
+            '[store.weaviate]\nurl = "https://admin:pw@example.weaviate.cloud"',
+            "store.weaviate.url",
+            "WEAVIATE_API_KEY",
+        ),
+        ('[store.weaviate]\napi_key = "pw"', "store.weaviate.api_key", "WEAVIATE_API_KEY"),
+        (
+            '[[sources]]\nname = "b"\npath = "s3://AKIA:pw@bucket/docs"',
+            "sources.b.path",
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            '[[sources]]\nname = "b"\npath = "s3://bucket/docs"\n'
+            '[sources.storage_options]\nclient_kwargs = {aws_secret_access_key = "pw"}',
+            "sources.b.storage_options.client_kwargs.aws_secret_access_key",
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            '[orchestration]\ndask_address = "tls://user:pw@10.0.0.5:8786"',
+            "orchestration.dask_address",
+            "environment",
+        ),
+    ],
+)
+def test_secrets_in_the_file_are_refused_with_the_variable_to_use(
+    tmp_path: Path, text: str, key: str, variable: str
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, text + "\n"))
+    message = str(exc.value)
+    assert "secrets do not belong in the file" in message
+    line = next(line for line in message.splitlines() if line.strip().startswith(key + ":"))
+    assert variable in line
+    assert "pw" not in message.replace("password", "")
+
+
+def test_secrets_from_the_environment_are_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADWATER_STORE__MILVUS__URI", "http://reader:pw@milvus:19530")
+    cfg = load_config(write(tmp_path, '[store.milvus]\ntoken_env = "MY_TOKEN"\n'))
+    assert cfg.store.backend_options()["uri"] == "http://reader:pw@milvus:19530"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[[sources]]\nname = "docs"\npath = "d"\n[sources.chunking]\nchunk_size = "200"',
+            "sources.docs.chunking.chunk_size: must be a whole number, not the string '200'",
+        ),
+        ('[loading]\nocr = "true"', "loading.ocr: must be true or false, not the string 'true'"),
+        ("[loading]\nworkers = 2.0", "loading.workers: must be a whole number, not 2.0"),
+        ("[embedding]\ncache = 1", "embedding.cache: must be true or false, not 1"),
+        (
+            '[store.milvus]\ntimeout = "30"',
+            "store.milvus.timeout: must be a number, not the string",
+        ),
+        (
+            '[store.faiss]\nnlist = "64"',
+            "store.faiss.nlist: must be a whole number, not the string",
+        ),
+    ],
+)
+def test_values_that_pass_only_by_coercion_are_errors(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, text + "\n"))
+
+
+def test_environment_strings_are_still_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "HEADWATER_LOADING__WORKERS": "0",
+        "HEADWATER_LOADING__OCR": "true",
+        "HEADWATER_EMBEDDING__CACHE": "false",
+        "HEADWATER_STORE__MILVUS__TIMEOUT": "3.5",
+        "HEADWATER_STORE__RETRY__ATTEMPTS": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    path = write(tmp_path, '[[sources]]\nname = "a"\npath = "d"\n[loading]\nmax_file_mb = 5\n')
+    cfg = load_config(path)
+    assert cfg.loading.workers == 0 and cfg.loading.ocr is True
+    assert cfg.embedding.cache is False and cfg.store.retry.attempts == 2
+    assert cfg.loading.max_file_mb == 5.0  # an integer where a float goes is no coercion
+    assert cfg.store.backend_options()["timeout"] == "3.5"  # the backend validates it
