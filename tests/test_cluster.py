@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from headwater import KnowledgeBase
 from headwater.compose import build_engine, build_store
 from headwater.config import HeadwaterConfig
 from headwater.ingest.cluster import ClusterConfig
-from headwater.ingest.embedding import Embedder
+from headwater.ingest.embedding import Embedder, EmbeddingConfig
 from headwater.ingest.errors import ConfigError
 from headwater.ingest.faults import FILE_ENV
 from headwater.ingest.report import SyncReport
@@ -153,21 +154,36 @@ def test_each_worker_loads_the_model_once_and_keeps_it_across_syncs(
     docs = small_docs(tmp_path / "docs")
     config = config_for(tmp_path, docs, address=gpu_cluster.scheduler_address)
     seen = []
-    for edit in ("", "\n\nBring a helmet on the first day.\n"):
-        if edit:
-            with (docs / "handbook/welcome.md").open("a") as f:
-                f.write(edit)
-        # A new engine (a new client, as each `headwater sync` has) every time.
+    with distributed.Client(gpu_cluster) as client:
+        # `headwater sync` builds an engine (and a client) per run...
         engine = build_engine(config, embedder=embedder)
         try:
-            report = engine.run()
-            counts = worker_counts(engine.executor.cluster.client, config)  # type: ignore[union-attr]
+            first = engine.run()
         finally:
             engine.close()
-        assert report.ok and report.chunk_counts()["embedded"] > 0
-        seen.append(next(w for w in counts.values() if w["resources"].get("GPU")))
-    assert [w["loads"] for w in seen] == [1, 1], seen
-    assert seen[1]["batches"] > seen[0]["batches"], seen
+        seen.append(worker_counts(client, config))
+        with (docs / "handbook/welcome.md").open("a") as f:
+            f.write("\n\nBring a helmet on the first day.\n")
+        # ...and so does the API's KnowledgeBase.sync; the workers keep their model.
+        with KnowledgeBase(config, embedder=embedder) as kb:
+            second = kb.sync()
+        seen.append(worker_counts(client, config))
+    assert first.ok and second.ok
+    assert second.file_counts()["changed"] == 1 and second.chunk_counts()["embedded"] > 0
+    gpu = [next(w for w in counts.values() if w["resources"].get("GPU")) for counts in seen]
+    assert [w["loads"] for w in gpu] == [1, 1], seen
+    assert gpu[1]["batches"] > gpu[0]["batches"], seen
+    assert all(w["loads"] == 0 for c in seen for w in c.values() if not w["resources"]), seen
+
+
+def test_the_driver_holds_a_bounded_number_of_files_from_the_cluster() -> None:
+    from headwater.connectors.cluster import DaskCluster, DaskExecutor
+    from headwater.ingest.engine import PREFETCH_FILES
+    from headwater.ingest.executors import InProcessExecutor, in_flight
+
+    cluster = DaskCluster(ClusterConfig(local=2, files_in_flight=5), EmbeddingConfig())
+    assert in_flight(DaskExecutor(cluster), PREFETCH_FILES) == 5  # connects nothing
+    assert in_flight(InProcessExecutor(), PREFETCH_FILES) == PREFETCH_FILES
 
 
 def local_cluster_sync(
