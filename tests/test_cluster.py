@@ -83,6 +83,19 @@ def worker_counts(client: Any, config: HeadwaterConfig) -> dict[str, dict[str, A
     return dict(client.run(counts))
 
 
+def cluster_sync(
+    config: HeadwaterConfig, embedder: Embedder
+) -> tuple[SyncReport, dict[str, dict[str, Any]]]:
+    """One sync on the config's cluster, and the workers' counts before it closes."""
+    engine = build_engine(config, embedder=embedder)
+    try:
+        report = engine.run()
+        counts = worker_counts(engine.executor.cluster.client, config)  # type: ignore[union-attr]
+    finally:
+        engine.close()
+    return report, counts
+
+
 @pytest.fixture(scope="module")
 def docs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return small_docs(tmp_path_factory.mktemp("cluster-docs"))
@@ -116,7 +129,7 @@ def gpu_cluster() -> Iterator[Any]:
 
     with SpecCluster(
         workers={"cpu": worker(), "gpu": worker(resources={"GPU": 1})},
-        scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": None}},
+        scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False}},
     ) as cluster:
         cluster.wait_for_workers(2)
         yield cluster
@@ -130,12 +143,7 @@ def test_a_cluster_sync_gives_the_local_chunks_and_embeds_only_on_the_gpu_worker
     local_run: tuple[SyncReport, Contents],
 ) -> None:
     config = config_for(tmp_path, docs_dir, address=gpu_cluster.scheduler_address)
-    engine = build_engine(config, embedder=embedder)
-    try:
-        report = engine.run()
-        counts = worker_counts(engine.executor.cluster.client, config)  # type: ignore[union-attr]
-    finally:
-        engine.close()
+    report, counts = cluster_sync(config, embedder)
 
     local_report, local_contents = local_run
     assert report.to_dict()["files"] == local_report.to_dict()["files"]
@@ -186,18 +194,6 @@ def test_the_driver_holds_a_bounded_number_of_files_from_the_cluster() -> None:
     assert in_flight(InProcessExecutor(), PREFETCH_FILES) == PREFETCH_FILES
 
 
-def local_cluster_sync(
-    config: HeadwaterConfig, embedder: Embedder
-) -> tuple[SyncReport, dict[str, dict[str, Any]]]:
-    engine = build_engine(config, embedder=embedder)
-    try:
-        report = engine.run()
-        counts = worker_counts(engine.executor.cluster.client, config)  # type: ignore[union-attr]
-    finally:
-        engine.close()
-    return report, counts
-
-
 def test_a_worker_killed_mid_file_loses_nothing(
     tmp_path: Path,
     docs_dir: Path,
@@ -209,7 +205,7 @@ def test_a_worker_killed_mid_file_loses_nothing(
     # The first worker to start on welcome.md kills itself (SIGKILL), once.
     monkeypatch.setenv(FILE_ENV, f"welcome.md@{marker}")
     config = config_for(tmp_path, docs_dir, local=2, max_tries=3)
-    report, counts = local_cluster_sync(config, embedder)
+    report, counts = cluster_sync(config, embedder)
 
     assert marker.exists()  # a worker did die on it
     local_report, local_contents = local_run
@@ -232,7 +228,7 @@ def test_a_file_that_kills_every_worker_fails_after_max_tries_and_the_run_goes_o
     config = config_for(
         tmp_path, docs_dir, local=2, max_tries=2, embed_on_workers=False, files_in_flight=2
     )
-    report, _ = local_cluster_sync(config, embedder)
+    report, _ = cluster_sync(config, embedder)
 
     (failed,) = report.failures
     assert failed.path.endswith("welcome.md")
