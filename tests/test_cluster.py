@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from headwater import KnowledgeBase
 from headwater.compose import build_engine, build_store
 from headwater.config import HeadwaterConfig
 from headwater.ingest.cluster import ClusterConfig
-from headwater.ingest.embedding import Embedder
+from headwater.ingest.embedding import Embedder, EmbeddingConfig
 from headwater.ingest.errors import ConfigError
 from headwater.ingest.faults import FILE_ENV
 from headwater.ingest.report import SyncReport
@@ -82,6 +83,19 @@ def worker_counts(client: Any, config: HeadwaterConfig) -> dict[str, dict[str, A
     return dict(client.run(counts))
 
 
+def cluster_sync(
+    config: HeadwaterConfig, embedder: Embedder
+) -> tuple[SyncReport, dict[str, dict[str, Any]]]:
+    """One sync on the config's cluster, and the workers' counts before it closes."""
+    engine = build_engine(config, embedder=embedder)
+    try:
+        report = engine.run()
+        counts = worker_counts(engine.executor.cluster.client, config)  # type: ignore[union-attr]
+    finally:
+        engine.close()
+    return report, counts
+
+
 @pytest.fixture(scope="module")
 def docs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return small_docs(tmp_path_factory.mktemp("cluster-docs"))
@@ -115,7 +129,7 @@ def gpu_cluster() -> Iterator[Any]:
 
     with SpecCluster(
         workers={"cpu": worker(), "gpu": worker(resources={"GPU": 1})},
-        scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": None}},
+        scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False}},
     ) as cluster:
         cluster.wait_for_workers(2)
         yield cluster
@@ -129,12 +143,7 @@ def test_a_cluster_sync_gives_the_local_chunks_and_embeds_only_on_the_gpu_worker
     local_run: tuple[SyncReport, Contents],
 ) -> None:
     config = config_for(tmp_path, docs_dir, address=gpu_cluster.scheduler_address)
-    engine = build_engine(config, embedder=embedder)
-    try:
-        report = engine.run()
-        counts = worker_counts(engine.executor.cluster.client, config)  # type: ignore[union-attr]
-    finally:
-        engine.close()
+    report, counts = cluster_sync(config, embedder)
 
     local_report, local_contents = local_run
     assert report.to_dict()["files"] == local_report.to_dict()["files"]
@@ -153,33 +162,36 @@ def test_each_worker_loads_the_model_once_and_keeps_it_across_syncs(
     docs = small_docs(tmp_path / "docs")
     config = config_for(tmp_path, docs, address=gpu_cluster.scheduler_address)
     seen = []
-    for edit in ("", "\n\nBring a helmet on the first day.\n"):
-        if edit:
-            with (docs / "handbook/welcome.md").open("a") as f:
-                f.write(edit)
-        # A new engine (a new client, as each `headwater sync` has) every time.
+    with distributed.Client(gpu_cluster) as client:
+        # `headwater sync` builds an engine (and a client) per run...
         engine = build_engine(config, embedder=embedder)
         try:
-            report = engine.run()
-            counts = worker_counts(engine.executor.cluster.client, config)  # type: ignore[union-attr]
+            first = engine.run()
         finally:
             engine.close()
-        assert report.ok and report.chunk_counts()["embedded"] > 0
-        seen.append(next(w for w in counts.values() if w["resources"].get("GPU")))
-    assert [w["loads"] for w in seen] == [1, 1], seen
-    assert seen[1]["batches"] > seen[0]["batches"], seen
+        seen.append(worker_counts(client, config))
+        with (docs / "handbook/welcome.md").open("a") as f:
+            f.write("\n\nBring a helmet on the first day.\n")
+        # ...and so does the API's KnowledgeBase.sync; the workers keep their model.
+        with KnowledgeBase(config, embedder=embedder) as kb:
+            second = kb.sync()
+        seen.append(worker_counts(client, config))
+    assert first.ok and second.ok
+    assert second.file_counts()["changed"] == 1 and second.chunk_counts()["embedded"] > 0
+    gpu = [next(w for w in counts.values() if w["resources"].get("GPU")) for counts in seen]
+    assert [w["loads"] for w in gpu] == [1, 1], seen
+    assert gpu[1]["batches"] > gpu[0]["batches"], seen
+    assert all(w["loads"] == 0 for c in seen for w in c.values() if not w["resources"]), seen
 
 
-def local_cluster_sync(
-    config: HeadwaterConfig, embedder: Embedder
-) -> tuple[SyncReport, dict[str, dict[str, Any]]]:
-    engine = build_engine(config, embedder=embedder)
-    try:
-        report = engine.run()
-        counts = worker_counts(engine.executor.cluster.client, config)  # type: ignore[union-attr]
-    finally:
-        engine.close()
-    return report, counts
+def test_the_driver_holds_a_bounded_number_of_files_from_the_cluster() -> None:
+    from headwater.connectors.cluster import DaskCluster, DaskExecutor
+    from headwater.ingest.engine import PREFETCH_FILES
+    from headwater.ingest.executors import InProcessExecutor, in_flight
+
+    cluster = DaskCluster(ClusterConfig(local=2, files_in_flight=5), EmbeddingConfig())
+    assert in_flight(DaskExecutor(cluster), PREFETCH_FILES) == 5  # connects nothing
+    assert in_flight(InProcessExecutor(), PREFETCH_FILES) == PREFETCH_FILES
 
 
 def test_a_worker_killed_mid_file_loses_nothing(
@@ -193,7 +205,7 @@ def test_a_worker_killed_mid_file_loses_nothing(
     # The first worker to start on welcome.md kills itself (SIGKILL), once.
     monkeypatch.setenv(FILE_ENV, f"welcome.md@{marker}")
     config = config_for(tmp_path, docs_dir, local=2, max_tries=3)
-    report, counts = local_cluster_sync(config, embedder)
+    report, counts = cluster_sync(config, embedder)
 
     assert marker.exists()  # a worker did die on it
     local_report, local_contents = local_run
@@ -216,7 +228,7 @@ def test_a_file_that_kills_every_worker_fails_after_max_tries_and_the_run_goes_o
     config = config_for(
         tmp_path, docs_dir, local=2, max_tries=2, embed_on_workers=False, files_in_flight=2
     )
-    report, _ = local_cluster_sync(config, embedder)
+    report, _ = cluster_sync(config, embedder)
 
     (failed,) = report.failures
     assert failed.path.endswith("welcome.md")
