@@ -384,3 +384,28 @@ def test_filtered_queries_return_the_top_k_matches(
                 assert [h.id for h in got] == [i for i, _ in expected], f
             assert store.count(f) == sum(f.matches(r.chunk.metadata) for r in recs)
     store.close()
+
+
+def test_full_text_index_is_added_to_a_format_1_collection(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    store.ensure_collection(SPEC)
+    store.upsert([record("a", text="Zyxel router firmware"), record("b", text="espresso beans")])
+    db = store._db
+    assert db is not None
+    # What a Headwater 0.2 database looks like: no chunks_fts, no triggers, format 1.
+    for trigger in ("insert", "delete", "update"):
+        db.execute(f"DROP TRIGGER chunks_fts_{trigger}")
+    db.execute("DROP TABLE chunks_fts")
+    db.execute("PRAGMA user_version = 1")
+    store.close()
+    reopened = make(tmp_path)
+    try:
+        assert [h.id for h in reopened.lexical_query("routers")] == ["a"]  # porter stems
+        reopened.upsert([record("c", text="more espresso")])
+        assert sorted(h.id for h in reopened.lexical_query("espresso")) == ["b", "c"]
+        db = reopened._db
+        assert db is not None and db.execute("PRAGMA user_version").fetchone()[0] == 2
+        # FTS5's own check that the index holds exactly the rows of the chunks table.
+        db.execute("INSERT INTO chunks_fts (chunks_fts) VALUES ('integrity-check')")
+    finally:
+        reopened.close()
