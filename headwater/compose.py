@@ -74,6 +74,7 @@ def build_preparer(
         config.loading,
         config.embedding.model,
         embedder=embedder,
+        context=config.embedding.context,
     )
 
 
