@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe_machine  # noqa: E402
-from headwater.ingest.config import load_config  # noqa: E402
-from headwater.ingest.evaluation import EvalReport, Evaluation, load_documents, select_variants  # noqa: E402
+from headwater.compose import build_evaluation  # noqa: E402
+from headwater.config import load_config  # noqa: E402
+from headwater.ingest.evaluation import EvalReport, select_variants  # noqa: E402
 
 
 def rel(path: Path) -> str:
@@ -54,18 +55,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--title", default="")
     parser.add_argument("--note", default="", help="a remark about this run")
+    parser.add_argument("--convention", default="headwater", choices=["headwater", "chroma"])
     args = parser.parse_args()
 
     config = load_config(args.config)
-    variants = select_variants(config)
+    variants = select_variants(config.eval)
     started = time.strftime("%Y-%m-%d %H:%M %Z")
     t0 = time.perf_counter()
-    documents, failures = load_documents(config)
-    evaluation = Evaluation(config, variants, k=(args.k or [config.eval.k])[0])
+    ks = args.k or [config.eval.k]
+    evaluation = build_evaluation(config, variants, k=ks[0], convention=args.convention)
+    corpus = evaluation.load()
+    failures = corpus.failures
     reports = []
-    for k in args.k or [config.eval.k]:
+    for k in ks:
         evaluation.k = k
-        reports.append(evaluation.run(args.questions, documents=documents))
+        reports.append(evaluation.run(args.questions, corpus))
     seconds = time.perf_counter() - t0
 
     machine = describe_machine()
@@ -81,20 +85,22 @@ def main() -> None:
         f"- questions: {first.questions} in `{rel(args.questions)}`",
         f"- model: `{first.model}`; scratch store: Milvus Lite; total {seconds:.0f} s",
         "",
-        "recall, precision and IoU compare the characters of the retrieved chunks with the "
-        "characters of the reference passages (per document, overlapping chunks counted "
-        "once), averaged over questions. `over window` counts chunks longer than the "
-        "model's 256-token input window, which the model truncates when it embeds them. "
-        "`chunking s` is the time to chunk every document (for `semantic`, that includes "
-        "embedding every sentence).",
+        "recall, IoU and precision (%) compare the characters of the retrieved chunks with "
+        f"the characters of the reference passages ({first.convention} convention), "
+        "averaged over questions; hit rate, MRR and nDCG count a chunk as relevant when it "
+        "overlaps a reference. `over window` counts chunks longer than the model's input "
+        "window, which the model truncates when it embeds them. `seconds` is chunk + embed "
+        "+ index + query time per variant (cached vectors are not embedded again).",
     ]
     for report in reports:
         command = (
             f"headwater eval --config {rel(args.config)} --questions {rel(args.questions)} "
-            f"--k {report.k} --markdown"
+            f"--k {report.k} --convention {report.convention} --markdown"
         )
         best = max(report.strategies, key=lambda s: (s.iou, s.recall))
         top_recall = max(report.strategies, key=lambda s: (s.recall, s.iou))
+        if report.failed:
+            lines += ["", *(f"- failed: {n}: {why}" for n, why in report.failed.items())]
         lines += [
             "",
             f"## Top {report.k}",

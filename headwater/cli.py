@@ -9,10 +9,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -67,6 +68,9 @@ def _fail(exc: BaseException, code: int) -> NoReturn:
     err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
+
+if TYPE_CHECKING:
+    from headwater.ingest.evaluation import EvalReport
 
 app = typer.Typer(
     cls=_Commands,
@@ -498,7 +502,11 @@ def evaluate(
     questions: Annotated[
         Path,
         typer.Option(
-            "--questions", "-q", help="JSON file of questions with reference passages.", exists=True
+            "--questions",
+            "-q",
+            help="Questions with reference passages: a JSON file (references as excerpts "
+            "and/or start/end offsets) or the benchmark's CSV (question, references, corpus_id).",
+            exists=True,
         ),
     ],
     k: Annotated[
@@ -511,8 +519,27 @@ def evaluate(
             "--strategies",
             "-s",
             metavar="NAMES",
-            help="Variants to compare, by their name in the config's eval.strategies tables "
-            "(or the built-in defaults); comma-separated or repeated. Default: all.",
+            help="Variants to compare, by name: the config's eval.strategies tables and the "
+            "built-ins (recursive, token, headers, elements-title, elements-page, semantic); "
+            "comma-separated or repeated. Default: the configured ones, else the built-ins.",
+        ),
+    ] = None,
+    convention: Annotated[
+        str,
+        typer.Option(
+            "--convention",
+            help="How retrieved characters count: 'headwater' (true spans, overlaps once) or "
+            "'chroma' (the Chroma report's metric, to set figures beside published ones).",
+        ),
+    ] = "headwater",
+    skip_missing: Annotated[
+        bool,
+        typer.Option("--skip-missing", help="Run without references that are not found."),
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", metavar="FILE", help="Write a chart of recall against IoU (.svg, .png)."
         ),
     ] = None,
     config: ConfigOption = None,
@@ -521,40 +548,75 @@ def evaluate(
         bool, typer.Option("--markdown", help="Print the table as Markdown.")
     ] = False,
 ) -> None:
-    """Compare chunking strategies: build each into a scratch store, retrieve the top k
+    """Compare chunking variants: build each into a scratch store, retrieve the top k
     chunks per question, and score them against the reference passages."""
     from headwater.compose import build_evaluation
-    from headwater.ingest.evaluation import select_variants
+    from headwater.ingest.evaluation import CONVENTIONS, EvalError, select_variants, write_plot
 
     _setup_logging(False)
+    if convention not in CONVENTIONS:
+        raise EvalError(f"--convention must be one of {', '.join(CONVENTIONS)}, not {convention!r}")
     cfg = _config(config)
     names = [n.strip() for arg in strategies or [] for n in arg.split(",") if n.strip()]
     variants = select_variants(cfg.eval, names)
     with _progress(disable=as_json or markdown) as progress:
-        evaluation = build_evaluation(cfg, variants, k=k or cfg.eval.k, progress=progress)
+        evaluation = build_evaluation(
+            cfg,
+            variants,
+            k=k or cfg.eval.k,
+            progress=progress,
+            convention=convention,
+            skip_missing=skip_missing,
+        )
         report = evaluation.run(questions)
+    if plot is not None:
+        write_plot(report, plot)
+    for path, reason in report.failures.items():
+        err.print(f"[yellow]not loaded[/] {escape(path)}: {escape(reason)}", highlight=False)
+    for m in report.missing:
+        err.print(f"[yellow]reference skipped[/] {escape(str(m))}", highlight=False)
+    for s in report.strategies:
+        for path, reason in s.chunk_failures.items():
+            err.print(
+                f"[yellow]not chunked[/] {escape(s.name)}: {escape(path)}: {escape(reason)}",
+                highlight=False,
+            )
+    for name, reason in report.failed.items():
+        err.print(f"[red]variant failed[/] {escape(name)}: {escape(reason)}", highlight=False)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
-        return
-    for path, reason in report.failures.items():
-        err.print(f"[yellow]not loaded[/] {path}: {reason}", highlight=False)
-    if markdown:
+    elif markdown:
         print(report.markdown())
-        return
+    else:
+        _print_eval(report)
+    if not report.strategies:
+        raise typer.Exit(1)
+
+
+def _print_eval(report: EvalReport) -> None:
     table = Table(
-        title=f"{report.questions} questions, {report.documents} documents, top {report.k}",
-        caption="recall, precision, IoU: characters of the reference passages vs. the "
-        "retrieved chunks, averaged over questions",
+        title=f"{report.questions} questions, {report.documents} documents, top {report.k}, "
+        f"{report.convention} convention",
+        caption="recall, IoU, precision (%): characters of the reference passages vs. the "
+        "retrieved chunks, averaged over questions; hit rate, MRR, nDCG: a chunk is relevant "
+        f"when it overlaps a reference. Embedded now: {report.embedded} texts.",
     )
     for col in report.HEADER:
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for row in report.rows():
         table.add_row(*row)
-    # Nine columns do not fit the 80 characters rich assumes for a pipe or a file.
-    out = console if console.is_terminal else Console(width=120)
+    # Twelve columns do not fit the 80 characters rich assumes for a pipe or a file.
+    out = console if console.is_terminal else Console(width=140)
     out.print(table)
+    if len({d for s in report.strategies for d in s.by_document}) > 1:
+        per_doc = Table(title="per document")
+        for col in report.FIGURES_HEADER:
+            per_doc.add_column(col, justify="left" if col in ("strategy", "document") else "right")
+        for row in report.figure_rows():
+            per_doc.add_row(*row)
+        out.print(per_doc)
     for s in report.strategies:
-        out.print(f"  {s.name}: {s.settings}", highlight=False, soft_wrap=True)
+        out.print(f"  {s.name}: {s.settings}", highlight=False, soft_wrap=True, markup=False)
 
 
 def main() -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from headwater.connectors.registry import create_source, create_store
 from headwater.ingest.chunking.config import ChunkingConfig
-from headwater.ingest.config import IngestConfig, StoreConfig
+from headwater.ingest.config import EvalVariant, IngestConfig, StoreConfig
 from headwater.ingest.embedding import Embedder
 from headwater.ingest.embedding_cache import EmbeddingCache
 from headwater.ingest.engine import Progress, SyncEngine, loading_key
-from headwater.ingest.evaluation import Evaluation
+from headwater.ingest.evaluation import Convention, Evaluation
 from headwater.ingest.executors import InProcessExecutor
 from headwater.ingest.prepare import Preparer
 from headwater.ingest.retry import RetryingStore
@@ -74,6 +74,7 @@ def build_preparer(
         config.loading,
         config.embedding.model,
         embedder=embedder,
+        context=config.embedding.context,
     )
 
 
@@ -126,13 +127,17 @@ def build_cluster(
 
 def build_evaluation(
     config: IngestConfig,
-    variants: Mapping[str, ChunkingConfig],
+    variants: Mapping[str, EvalVariant | ChunkingConfig],
     *,
     k: int,
     embedder: Embedder | None = None,
     progress: Progress | None = None,
+    convention: Convention = "headwater",
+    skip_missing: bool = False,
 ) -> Evaluation:
-    """`headwater eval`: each variant goes into its own scratch Milvus Lite store."""
+    """`headwater eval`: each variant goes into its own scratch Milvus Lite store; loaded
+    documents and vectors are kept in the state folder, so a second run parses and embeds
+    nothing it did before."""
     scratch = StoreConfig(backend="milvus", collection="headwater_eval")
 
     def scratch_store(folder: Path) -> VectorStore:
@@ -146,4 +151,9 @@ def build_evaluation(
         scratch_store=scratch_store,
         k=k,
         progress=progress,
+        embedding_cache=build_embedding_cache(config),
+        document_cache=config.state_dir / "eval-documents",
+        context=config.embedding.context,
+        convention=convention,
+        skip_missing=skip_missing,
     )

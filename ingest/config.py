@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from headwater.ingest.chunking.config import STRATEGIES, ChunkingConfig, RecursiveChunking
 from headwater.ingest.cluster import ClusterConfig
-from headwater.ingest.embedding import EmbeddingConfig
+from headwater.ingest.embedding import EmbeddingConfig, EmbeddingContext
 from headwater.ingest.errors import ConfigError
 from headwater.ingest.search import SearchConfig
 
@@ -242,23 +242,57 @@ class StateConfig(_Section):
     dir: Path = Field(Path(".headwater"), description="State folder, relative to the config file.")
 
 
+RetrievalMode = Literal["dense", "hybrid", "lexical"]
+"""How a store searches: vectors only, vectors fused with full-text search, or full text."""
+
+
+class EvalVariant(_Section):
+    """One variant `headwater eval` compares: how documents are chunked, how chunks are
+    embedded and how the store is searched. Written as one flat table: the chunking keys
+    (as in [sources.chunking]) beside `context` and `mode`."""
+
+    chunking: ChunkingConfig = Field(
+        default_factory=RecursiveChunking, description="How documents are split into chunks."
+    )
+    context: EmbeddingContext | None = Field(
+        None,
+        description="Text embedded in front of each chunk ('none', 'title', 'title+section'; "
+        "see embedding.context); empty: embedding.context.",
+    )
+    mode: RetrievalMode = Field(
+        "dense",
+        description="How the scratch store is searched: 'dense' (vectors), 'hybrid' (vectors "
+        "and full text, fused) or 'lexical' (full text); the last two need hybrid search.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_table(cls, value: Any) -> Any:
+        # [eval.strategies.x] is one table: its chunking keys sit beside context and mode.
+        if isinstance(value, dict) and "chunking" not in value:
+            own = {k: value[k] for k in ("context", "mode") if k in value}
+            return {**own, "chunking": {k: v for k, v in value.items() if k not in own}}
+        return value
+
+
 class EvalConfig(_Section):
-    """`headwater eval`: the chunking variants it compares and how many chunks it retrieves."""
+    """`headwater eval`: the variants it compares and how many chunks it retrieves."""
 
     k: int = Field(5, gt=0, le=100, description="Chunks retrieved per question.")
-    strategies: dict[str, ChunkingConfig] = Field(
+    strategies: dict[str, EvalVariant] = Field(
         default_factory=dict,
-        description="Named chunking variants to compare, one table each "
-        "([eval.strategies.<name>], the same keys as [sources.chunking]). Empty: one variant "
-        "per strategy with its defaults.",
+        description="Named variants to compare, one table each ([eval.strategies.<name>]: the "
+        "keys of [sources.chunking], plus `context` and `mode`). The built-in variants (one "
+        "per strategy with its defaults) stay available by name; a table of the same name "
+        "replaces one. Compared by default: these tables, or the built-ins when there are none.",
     )
 
     @field_validator("strategies")
     @classmethod
     def _simple_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        bad = [name for name in value if not re.fullmatch(r"[A-Za-z0-9_.-]+", name)]
+        bad = [name for name in value if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name)]
         if bad:
-            raise ValueError(f"names may use letters, digits, '_', '.', '-': {', '.join(bad)}")
+            raise ValueError(f"names may use letters, digits, '_', '.', '+', '-': {', '.join(bad)}")
         return value
 
 

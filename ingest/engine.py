@@ -17,7 +17,7 @@ from functools import cached_property
 
 from headwater.ingest.config import LoadingConfig
 from headwater.ingest.diff import WritePlan, fresh_ids, plan_writes
-from headwater.ingest.embedding import Embedder, cpu_cores
+from headwater.ingest.embedding import Embedder, cpu_cores, embedding_input
 from headwater.ingest.embedding_cache import EmbeddingCache
 from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.executors import BoundedMap, InProcessExecutor, in_flight, local_workers
@@ -307,7 +307,7 @@ class SyncEngine:
             return records, set(), set()
         fault_point("embed")
         chunks: list[Chunk] = list(to_embed.values())
-        texts = [c.text for c in chunks]
+        texts = [embedding_input(c, self.preparer.context) for c in chunks]
         embedded = set(to_embed)
         with report.timed("embed"):
             self.progress("embed", 0, len(chunks))

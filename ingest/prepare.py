@@ -13,16 +13,17 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from headwater.ingest.chunking.config import ChunkingConfig
 from headwater.ingest.config import LoadingConfig
+from headwater.ingest.embedding import EmbeddingContext
 from headwater.ingest.errors import LoadError
 from headwater.ingest.faults import fault_file
-from headwater.ingest.ids import content_hash
+from headwater.ingest.ids import chunk_ids, content_hash, settings_key
 from headwater.ingest.loading import load_document
-from headwater.ingest.models import Chunk, FileResult, FileStatus
+from headwater.ingest.models import Chunk, Document, FileResult, FileStatus
 from headwater.ingest.planning import PlannedFile
 from headwater.ingest.source import Source
 
@@ -67,12 +68,15 @@ class Preparer:
         model: str,
         *,
         embedder: Embedder | None = None,
+        context: EmbeddingContext = "none",
     ) -> None:
         self.sources = {s.name: s for s in sources}
         self.chunking = dict(chunking)
         """Source name -> its chunking settings."""
         self.loading = loading
         self.model = model
+        self.context: EmbeddingContext = context
+        """What the model reads in front of each chunk (embedding.context)."""
         self._embedder = embedder
         self._chunkers: dict[str, Chunker] | None = None
 
@@ -88,9 +92,12 @@ class Preparer:
     def chunkers(self) -> dict[str, Chunker]:
         if self._chunkers is None:
             if self._embedder is None:
-                self._chunkers = _shared_chunkers(self.model, self.chunking)
+                chunkers = _shared_chunkers(self.model, self.chunking)
             else:
-                self._chunkers = _build_chunkers(self.model, self.chunking, self._embedder)
+                chunkers = _build_chunkers(self.model, self.chunking, self._embedder)
+            if self.context != "none":
+                chunkers = {n: ContextChunker(c, self.context) for n, c in chunkers.items()}
+            self._chunkers = chunkers
         return self._chunkers
 
     def prepare(self, item: PlannedFile) -> PreparedFile:
@@ -125,6 +132,24 @@ class Preparer:
             return self.prepare(item)
         except LoadError as exc:
             return failure(item, exc.reason, permanent=exc.permanent)
+
+
+class ContextChunker:
+    """A chunker whose chunks are embedded after a context (embedding.context): the
+    context is part of its settings key and chunk ids, so switching it re-embeds."""
+
+    def __init__(self, inner: Chunker, context: EmbeddingContext) -> None:
+        self.inner = inner
+        self.context = context
+
+    @property
+    def settings_key(self) -> str:
+        return settings_key({"chunker": self.inner.settings_key, "context": self.context})
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        chunks = self.inner.chunk(document)
+        ids = chunk_ids(document.source_id, self.settings_key, [c.text for c in chunks])
+        return [replace(c, id=i) for c, i in zip(chunks, ids, strict=True)]
 
 
 _CHUNKING = threading.Lock()

@@ -363,6 +363,7 @@ class FaissStore(VectorStore):
             db.close()
             raise
         return db
+
     def _add_fts(self, db: sqlite3.Connection, db_path: Path) -> None:
         """Give a format-1 collection its full-text index, built from the stored texts."""
         try:
