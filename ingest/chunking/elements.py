@@ -37,14 +37,14 @@ def _unstructured(elements: Sequence[Element]) -> list[UnstructuredElement]:
 class ElementsChunker:
     """Chunks whole elements together the way unstructured does.
 
-        ``split_by = "title"`` is unstructured's ``chunk_by_title``: a title starts a section,
-        small sections are combined, an element too long for ``max_characters`` is split.
-        ``split_by = "page"`` runs unstructured's basic chunker on each page separately, so a
-        chunk never holds text from two pages. unstructured joins the elements of a chunk with
-        a blank line, as the document text does, but collapses runs of whitespace, so each
+    ``split_by = "title"`` is unstructured's ``chunk_by_title``: a title starts a section,
+    small sections are combined, an element too long for ``max_characters`` is split.
+    ``split_by = "page"`` runs unstructured's basic chunker on each page separately, so a
+    chunk never holds text from two pages. unstructured joins the elements of a chunk with
+    a blank line, as the document text does, but collapses runs of whitespace, so each
     chunk is mapped back to its own span of the document text with whitespace ignored.
-        Table headers are not repeated in continued table chunks and tables are not isolated
-        from their title, so that the chunks stay spans of the document text.
+    Table headers are not repeated in continued table chunks and tables are not isolated
+    from their title, so that the chunks stay spans of the document text.
     """
 
     def __init__(self, config: ElementsChunking, embedding_model: str) -> None:
