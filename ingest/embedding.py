@@ -177,9 +177,19 @@ def _offline_if_local(path: str) -> None:
 
 
 def pick_device(requested: str) -> str:
-    if requested != "auto":
-        return requested
     import torch
+
+    if requested != "auto":
+        kind = requested.split(":")[0]
+        missing = (kind == "cuda" and not torch.cuda.is_available()) or (
+            kind == "mps" and not torch.backends.mps.is_available()
+        )
+        if missing:
+            raise ModelLoadError(
+                f"embedding.device is {requested!r}, but this machine (or this torch build) "
+                "has no such device: set embedding.device = 'auto' or 'cpu'"
+            )
+        return requested
 
     if torch.cuda.is_available():
         return "cuda"
