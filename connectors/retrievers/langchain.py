@@ -42,10 +42,9 @@ class HeadwaterRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         mode = kwargs.get("mode", self.mode)
+        # Only with a mode: a search(text, k, filters) written before modes keeps working.
+        chosen = {} if mode is None else {"mode": as_mode(mode)}
         hits = self.knowledge_base.search(
-            query,
-            k=kwargs.get("k", self.k),
-            filters=kwargs.get("filters", self.filters),
-            mode=None if mode is None else as_mode(mode),
+            query, k=kwargs.get("k", self.k), filters=kwargs.get("filters", self.filters), **chosen
         )
         return [Document(page_content=h.text, metadata=hit_metadata(h), id=h.id) for h in hits]

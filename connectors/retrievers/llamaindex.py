@@ -40,8 +40,10 @@ class HeadwaterRetriever(BaseRetriever):
         super().__init__(**kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        # Only with a mode: a search(text, k, filters) written before modes keeps working.
+        chosen = {} if self.mode is None else {"mode": self.mode}
         hits = self.knowledge_base.search(
-            query_bundle.query_str, k=self.k, filters=self.filters, mode=self.mode
+            query_bundle.query_str, k=self.k, filters=self.filters, **chosen
         )
         nodes = []
         for h in hits:
