@@ -272,7 +272,8 @@ def _partition_mail(
 
 
 def _elements(raw: Iterable[Any]) -> list[Element]:
-    found = [(text, el) for el in raw if (text := (el.text or "").strip())]
+    # NULs are never text (an Outlook message's string stream may end in them).
+    found = [(text, el) for el in raw if (text := (el.text or "").replace("\x00", "").strip())]
     dropped = page_furniture(
         [(text, el.category, getattr(el.metadata, "page_number", None)) for text, el in found]
     )
