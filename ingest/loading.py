@@ -237,10 +237,12 @@ def _partition(
     except LoadError:
         raise
     except Exception as exc:  # unstructured raises many types; all mean "this file failed"
-        from headwater.ingest.pdf import PdfTooLargeError
+        from headwater.ingest.pdf import PdfTooLargeError, PdfUnreadableError
 
         if isinstance(exc, PdfTooLargeError):
             raise LoadError(path, f"PDF not parsed: {exc}") from exc
+        if isinstance(exc, PdfUnreadableError):
+            raise LoadError(path, f"PDF is corrupt: {exc}") from exc
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise LoadError(path, f"could not parse as .{kind}: {detail}") from exc
 
