@@ -246,10 +246,12 @@ def _partition(
     except LoadError:
         raise
     except Exception as exc:  # unstructured raises many types; all mean "this file failed"
-        from headwater.ingest.pdf import PdfTooLargeError
+        from headwater.ingest.pdf import PdfTooLargeError, PdfUnreadableError
 
         if isinstance(exc, PdfTooLargeError):
             raise LoadError(path, f"PDF not parsed: {exc}") from exc
+        if isinstance(exc, PdfUnreadableError):
+            raise LoadError(path, f"PDF is corrupt: {exc}") from exc
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise LoadError(path, f"could not parse as .{kind}: {detail}") from exc
 
@@ -281,7 +283,8 @@ def _partition_mail(
 
 
 def _elements(raw: Iterable[Any]) -> list[Element]:
-    found = [(text, el) for el in raw if (text := (el.text or "").strip())]
+    # NULs are never text (an Outlook message's string stream may end in them).
+    found = [(text, el) for el in raw if (text := (el.text or "").replace("\x00", "").strip())]
     dropped = page_furniture(
         [(text, el.category, getattr(el.metadata, "page_number", None)) for text, el in found]
     )

@@ -73,6 +73,10 @@ class PdfTooLargeError(Exception):
     """The PDF's content streams expand past the caps against decompression bombs."""
 
 
+class PdfUnreadableError(Exception):
+    """Neither pdfminer nor pdfium found a single page: not a scan, a broken file."""
+
+
 def partition_text_layer(data: bytes, languages: list[str]) -> list[Element]:
     """unstructured's ``partition_pdf(strategy="fast")``, page by page: a page pdfminer
     cannot read, or that is too complex for it (unstructured then gives up on the whole
@@ -87,7 +91,13 @@ def partition_text_layer(data: bytes, languages: list[str]) -> list[Element]:
             )
     except Exception as exc:  # a broken page tree: pdfium may still find the pages
         log.warning("pdfminer stopped reading the PDF: %s: %s", type(exc).__name__, exc)
-    for number, text in _pdfium_texts(data).items():
+        failure = f"{type(exc).__name__}: {exc}"
+    else:
+        failure = "no pages"
+    texts = _pdfium_texts(data)
+    if not pages and not texts:
+        raise PdfUnreadableError(f"neither pdfminer nor pdfium finds a page ({failure})")
+    for number, text in texts.items():
         # pdfium reads text pdfminer misses (and the pages it skipped or failed on)
         mined = sum(_letters(e.text or "") for e in pages.get(number, []))
         if _letters(text) > 2 * mined:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import json
 import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -281,3 +282,18 @@ def test_a_signed_email_with_a_pdf_attached_yields_both_texts(tmp_path: Path) ->
     assert "The expense policy is attached." in text_of(doc)
     assert "receipt" in text_of(doc).lower()  # from the PDF, read by Headwater's PDF path
     assert doc.warnings == ()
+
+
+def test_an_outlook_message_yields_its_body(tmp_path: Path) -> None:
+    body = "Plain body of the note.".encode("utf-16-le") + b"\0\0"
+    kind = "IPM.Note".encode("utf-16-le") + b"\0\0"
+    props = bytes(32) + struct.pack("<IIII", 0x001A001F, 6, len(kind), 0)
+    props += struct.pack("<IIII", 0x1000001F, 6, len(body), 0)
+    msg = odd.ole(
+        {
+            "__properties_version1.0": props,
+            "__substg1.0_001A001F": kind,
+            "__substg1.0_1000001F": body,
+        }
+    )
+    assert text_of(load_bytes("note.msg", msg, tmp_path)) == "Plain body of the note."
