@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -78,6 +79,11 @@ def _setup_logging(verbose: bool) -> None:
     # Client libraries log retries and internals at WARNING; our own messages say what matters.
     for noisy in ("pymilvus", "unstructured", "sentence_transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # A [cluster]'s scheduler and nannies narrate every start and stop at INFO; a lost
+    # worker is a WARNING, and stays. Set through Dask's config, which distributed reads
+    # (and applies) when it is first imported.
+    if not verbose:
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 
 def _config(path: Path | None) -> HeadwaterConfig:
