@@ -1,8 +1,8 @@
 """The sync as a Prefect flow: the engine's one `run`, with files prepared by Prefect tasks.
 
 Prefect adds what it is for: a task per file on a task runner (threads, or the Dask
-cluster of the `[cluster]` table, whose workers also embed), the run report as an artifact, secrets from
-Secret blocks, and (in `deployments`) schedules and event triggers. Store calls are
+cluster of the `[cluster]` table, whose workers also embed), the run report as an
+artifact, secrets from Secret blocks, and (in `deployments`) schedules and event triggers. Store calls are
 retried once, by the engine's store (`store.retry`), so a flow run and `headwater sync`
 give the same chunks and the same report.
 """

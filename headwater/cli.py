@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -132,6 +134,11 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     # Milvus Lite logs a whole traceback when it cannot open its file; ours says why.
     logging.getLogger("milvus_lite").setLevel(logging.ERROR if verbose else logging.CRITICAL)
+    # A [cluster]'s scheduler and nannies narrate every start and stop at INFO; a lost
+    # worker is a WARNING, and stays. Set through Dask's config, which distributed reads
+    # (and applies) when it is first imported.
+    if not verbose:
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 
 def _config(path: Path | None) -> HeadwaterConfig:

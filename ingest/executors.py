@@ -3,9 +3,9 @@
 An executor is a `concurrent.futures.Executor`: a thread in this process
 (`InProcessExecutor`), the isolated parser pool (`headwater.ingest.workers.ParserPool`),
 a Prefect task runner (`headwater.flows.sync.TaskRunnerExecutor`) or a Dask cluster
-(`headwater.connectors.cluster.DaskExecutor`). `BoundedMap` keeps at most `limit` files submitted and not yet taken,
-so memory stays flat however large the corpus, and files go on being prepared while the
-caller embeds and writes the previous batch.
+(`headwater.connectors.cluster.DaskExecutor`). `BoundedMap` keeps at most `limit` files
+submitted and not yet taken, so memory stays flat however large the corpus, and files go
+on being prepared while the caller embeds and writes the previous batch.
 """
 
 from __future__ import annotations
