@@ -40,6 +40,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "recursive-250-50": {"strategy": "recursive", "chunk_size": 250, "chunk_overlap": 50},
     "recursive-150-30": {"strategy": "recursive", "chunk_size": 150, "chunk_overlap": 30},
     "recursive-200-100": {"strategy": "recursive", "chunk_size": 200, "chunk_overlap": 100},
+    "recursive-200-150": {"strategy": "recursive", "chunk_size": 200, "chunk_overlap": 150},
 }
 """Every variant tried, by name; `mode` (hybrid, lexical) joins when stores offer it."""
 
@@ -49,6 +50,13 @@ PUBLISHED = [
     ("Chroma ClusterSemanticChunker 200 (best published IoU)", "75.6", "7.2"),
 ]
 """The report's figures over all five corpora, for comparison (from the issue)."""
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def config(k: int, data: Path = DATA) -> HeadwaterConfig:
@@ -121,7 +129,15 @@ def main() -> None:
         print("\n".join(table(report)))
         return  # a partial run warms the cache; only a full run writes the record
 
-    best = max(report.strategies, key=lambda s: (s.recall >= 0.88 and s.iou >= 0.05, s.recall))
+    default = next((s for s in report.strategies if s.name == "recursive"), None)
+    usable = [s for s in report.strategies if s.iou >= 0.05] or report.strategies
+    best = max(usable, key=lambda s: (s.recall, s.iou))
+    target = [s.name for s in report.strategies if s.recall >= 0.88 and s.iou >= 0.05]
+    better = [
+        s.name
+        for s in report.strategies
+        if default and s is not default and s.recall > default.recall and s.iou > default.iou
+    ]
     machine = describe_machine()
     lines = [
         "# Retrieval evaluation on Chroma's chunking benchmark (development split)",
@@ -153,7 +169,24 @@ def main() -> None:
         "|---|---|",
         *(f"| {s.name} | `{s.settings}` |" for s in report.strategies),
         "",
-        f"Best: **{best.name}** (recall {100 * best.recall:.1f}, IoU {100 * best.iou:.1f}).",
+        f"Highest recall with IoU >= 5: **{best.name}** (recall {100 * best.recall:.1f}, "
+        f"IoU {100 * best.iou:.1f}).",
+        "Target recall >= 88 with IoU >= 5: "
+        + (f"reached by {', '.join(target)}." if target else "not reached by any variant here."),
+        "Variants that beat the default (`recursive`) on both recall and IoU: "
+        + (", ".join(better) if better else "none, so the default stays."),
+    ]
+    lines += [
+        "",
+        "Notes:",
+        "",
+        "- `context`: these corpora have no headings and their titles (file names: "
+        "chatlogs, pubmed, state of the union) say little, so `title+section` embeds the "
+        "same text as `title`; the option is for collections of titled, sectioned documents.",
+        '- `mode = "hybrid"` / `"lexical"` variants need the stores\' hybrid search; '
+        "until the scratch store's query takes `mode`, such a variant is reported as "
+        'failed ("needs hybrid search") and the others run.',
+        f"- chart (recall against IoU): `{rel(args.plot)}`",
     ]
     if report.failed:
         lines += ["", *(f"- failed: {n}: {why}" for n, why in report.failed.items())]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import os
-import sys
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager

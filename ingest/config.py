@@ -548,6 +548,8 @@ def _readable_loc(loc: tuple[int | str, ...], data: dict[str, Any]) -> tuple[int
                 name = sources[part].get("name") if isinstance(sources[part], dict) else None
                 out.append(name if isinstance(name, str) and name else part)
                 continue
+        if part == "chunking" and i >= 2 and loc[i - 2] == "strategies":
+            continue  # [eval.strategies.<name>] is one flat table
         is_tag = part in STRATEGIES and (
             prev == "chunking" or (i >= 2 and loc[i - 2] == "strategies")
         )

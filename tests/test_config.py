@@ -75,7 +75,7 @@ def test_each_strategy_has_its_own_validated_keys(tmp_path: Path) -> None:
     headers, elements = (s.chunking for s in cfg.sources)
     assert isinstance(headers, HeadersChunking) and headers.header_levels == 2
     assert isinstance(elements, ElementsChunking) and elements.max_characters == 600
-    assert isinstance(cfg.eval.strategies["fine"], TokenChunking)
+    assert isinstance(cfg.eval.strategies["fine"].chunking, TokenChunking)
     # No strategy key: the default strategy, as before strategies existed.
     plain = load_config(write(tmp_path, '[[sources]]\nname = "a"\npath = "d"\n'))
     assert isinstance(plain.sources[0].chunking, RecursiveChunking)

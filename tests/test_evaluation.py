@@ -284,4 +284,4 @@ def test_headwater_eval_on_sample_docs(tmp_path: Path) -> None:
     bad = headwater("eval", "-q", "questions.json", "-s", "nope", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown strategy name(s) nope" in bad.stderr
     # Rich must not eat the config key in brackets.
-    assert "(configure more in [eval.strategies.<name>])" in bad.stderr
+    assert "(configure more in [eval.strategies.<name>])" in " ".join(bad.stderr.split())
