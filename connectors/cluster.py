@@ -161,7 +161,9 @@ class DaskCluster:
                     threads_per_worker=cfg.threads_per_worker,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    # Any free port: the scheduler's HTTP server starts even without a
+                    # dashboard, and a taken 8787 (another cluster) only earns a warning.
+                    dashboard_address="127.0.0.1:0",
                 )
             client = Client(self._local)
         else:
