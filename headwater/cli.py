@@ -66,7 +66,7 @@ def _fail(exc: BaseException, code: int) -> NoReturn:
     """Called in an `except` block: one message, the traceback only with -v."""
     if _verbose:
         err.print_exception(show_locals=False)
-    err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
