@@ -116,16 +116,16 @@ class KnowledgeState:
         try:
             lock = self.lock(timeout=wait)
             lock.acquire()
+        except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
+            raise SyncLockedError(
+                f"another sync is running on {self.state_dir} "
+                f"(lock file {self.state_dir / 'sync.lock'}); wait for it to finish"
+            ) from None
         except OSError as exc:
             problem = host_error(exc, self.state_dir)
             if problem is None:
                 raise
             raise problem from exc
-        except Timeout:
-            raise SyncLockedError(
-                f"another sync is running on {self.state_dir} "
-                f"(lock file {self.state_dir / 'sync.lock'}); wait for it to finish"
-            ) from None
         try:
             yield
         finally:
