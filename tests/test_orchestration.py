@@ -220,7 +220,9 @@ def test_dropped_files_become_searchable_through_events_and_trigger(
         # Events before the watcher watches are not seen: wait until it says it watches.
         wait_for(lambda: "watching" in watch_log.read_text(), 120, "the watcher to start")
         time.sleep(2)  # the file watcher and the runner's poll loop are up too
-        for i in range(10):
+        # Four files: the first event and later ones; the latency median over more files
+        # is measured by hand (README), not in every CI run.
+        for i in range(4):
             sid = f"docs:drops/note-{i}.md"
             path = docs / "drops" / f"note-{i}.md"
             path.parent.mkdir(exist_ok=True)
@@ -253,15 +255,15 @@ def test_dropped_files_become_searchable_through_events_and_trigger(
 
     store = store_for(config)
     try:
-        vector = embedder.embed_query("courier code for depot 7")
+        vector = embedder.embed_query("courier code for depot 3")
         hits = store.query(vector, k=1)
     finally:
         store.close()
-    assert hits[0].metadata.source_id == "docs:drops/note-7.md", serve_err[-2000:]
+    assert hits[0].metadata.source_id == "docs:drops/note-3.md", serve_err[-2000:]
     runs = [
         r for r in flow_runs(prefect_api, "drop-files-changed") if r["state_type"] == "COMPLETED"
     ]
-    assert len(runs) >= 11  # one per dropped file and one for the deletion
+    assert len(runs) >= 5  # one per dropped file and one for the deletion
     assert all(r["parameters"]["paths"] for r in runs)
 
 
