@@ -129,7 +129,14 @@ def _setup_logging(verbose: bool) -> None:
         handlers=[RichHandler(console=err, show_path=False, show_time=False)],
     )
     # Client libraries log retries and internals at WARNING; our own messages say what matters.
-    for noisy in ("pymilvus", "unstructured", "sentence_transformers", "httpx"):
+    for noisy in (
+        "pymilvus",
+        "unstructured",
+        "sentence_transformers",
+        "transformers",
+        "huggingface_hub",
+        "httpx",
+    ):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     # Milvus Lite logs a whole traceback when it cannot open its file; ours says why.
     logging.getLogger("milvus_lite").setLevel(logging.ERROR if verbose else logging.CRITICAL)
@@ -138,6 +145,10 @@ def _setup_logging(verbose: bool) -> None:
     # (and applies) when it is first imported.
     if not verbose:
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+        # The hub client sets its own loggers' level when first imported (after this), and
+        # would print every retry of an unreachable hub twice; the load error says it all.
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _config(path: Path | None) -> HeadwaterConfig:
