@@ -96,39 +96,42 @@ _DISK_FULL_ERRNOS = frozenset({28, 122})  # ENOSPC, EDQUOT
 _READ_ONLY_ERRNOS = frozenset({30, 13, 1})  # EROFS, EACCES, EPERM
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether `exc` (or what it wraps) says no space is left: an OSError, SQLite's
-    SQLITE_FULL, or a client library's message carrying the OS's words."""
+def _caused_by(
+    exc: BaseException, kind: type[BaseException], errnos: frozenset[int], words: tuple[str, ...]
+) -> bool:
+    """Whether `exc` or an error it wraps is a `kind`, an OSError with one of `errnos`, or
+    says one of `words` (client libraries pass the OS's or SQLite's message on as text)."""
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
             return False
-        if isinstance(seen, DiskFullError):
+        if isinstance(seen, kind):
             return True
-        if isinstance(seen, OSError) and seen.errno in _DISK_FULL_ERRNOS:
+        if isinstance(seen, OSError) and seen.errno in errnos:
             return True
         text = str(seen).lower()
-        if "database or disk is full" in text or "no space left on device" in text:
+        if any(w in text for w in words):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) says no space is left: an OSError, SQLite's
+    SQLITE_FULL, or a client library's message carrying the OS's words."""
+    return _caused_by(
+        exc,
+        DiskFullError,
+        _DISK_FULL_ERRNOS,
+        ("database or disk is full", "no space left on device"),
+    )
 
 
 def is_read_only(exc: BaseException) -> bool:
     """Whether `exc` (or what it wraps) is a write refused by a read-only file or folder."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if isinstance(seen, ReadOnlyStateError):
-            return True
-        if isinstance(seen, OSError) and seen.errno in _READ_ONLY_ERRNOS:
-            return True
-        text = str(seen).lower()
-        if "readonly database" in text or "read-only file system" in text:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return _caused_by(
+        exc, ReadOnlyStateError, _READ_ONLY_ERRNOS, ("readonly database", "read-only file system")
+    )
 
 
 def _no_space_at(path: object) -> bool:
