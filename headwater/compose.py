@@ -156,4 +156,5 @@ def build_evaluation(
         context=config.embedding.context,
         convention=convention,
         skip_missing=skip_missing,
+        fusion=config.search.fusion_settings(),
     )
