@@ -34,7 +34,8 @@ OUT = ROOT / "benchmarks" / "results" / "retrieval_eval.md"
 R200_30: dict[str, object] = {"strategy": "recursive"}
 R200_100: dict[str, object] = {"strategy": "recursive", "chunk_size": 200, "chunk_overlap": 100}
 T254_127: dict[str, object] = {"strategy": "token", "chunk_size": 254, "chunk_overlap": 127}
-HYBRID: dict[str, object] = {"mode": "hybrid"}
+HYBRID: dict[str, object] = {"mode": "hybrid", "fusion": "rrf"}
+WEIGHTED: dict[str, object] = {"mode": "hybrid", "fusion": "weighted"}
 LEXICAL: dict[str, object] = {"mode": "lexical"}
 
 VARIANTS: dict[str, dict[str, object]] = {
@@ -48,22 +49,24 @@ VARIANTS: dict[str, dict[str, object]] = {
     "recursive-150-30": {"strategy": "recursive", "chunk_size": 150, "chunk_overlap": 30},
     "recursive-200-100": R200_100,
     "recursive-200-150": {"strategy": "recursive", "chunk_size": 200, "chunk_overlap": 150},
-    # Lexical (BM25) and hybrid search at equal chunking; fusion by [search] (rrf, k 60,
-    # candidates 4) unless the variant sets its own.
+    # Lexical (BM25) and hybrid search at equal chunking: `+hybrid` is reciprocal rank
+    # fusion, `+weighted-A` weighted fusion with dense weight A; rrf_k 60 and candidates 4
+    # (the [search] defaults) unless the variant sets its own.
     "recursive+lexical": {**R200_30, **LEXICAL},
     "recursive+hybrid": {**R200_30, **HYBRID},
-    "recursive+weighted-0.5": {**R200_30, **HYBRID, "fusion": "weighted", "alpha": 0.5},
+    "recursive+weighted-0.5": {**R200_30, **WEIGHTED, "alpha": 0.5},
     "recursive-200-100+lexical": {**R200_100, **LEXICAL},
     "recursive-200-100+hybrid": {**R200_100, **HYBRID},
+    "token-254-127+weighted-0.5": {**T254_127, **WEIGHTED, "alpha": 0.5},
     "token-254-127+lexical": {**T254_127, **LEXICAL},
     "token-254-127+hybrid": {**T254_127, **HYBRID},
     # Fusion settings, on the 200/100 chunks.
     "recursive-200-100+hybrid-rrf10": {**R200_100, **HYBRID, "rrf_k": 10},
     "recursive-200-100+hybrid-cand2": {**R200_100, **HYBRID, "candidates": 2},
     "recursive-200-100+hybrid-cand10": {**R200_100, **HYBRID, "candidates": 10},
-    "recursive-200-100+weighted-0.3": {**R200_100, **HYBRID, "fusion": "weighted", "alpha": 0.3},
-    "recursive-200-100+weighted-0.5": {**R200_100, **HYBRID, "fusion": "weighted", "alpha": 0.5},
-    "recursive-200-100+weighted-0.7": {**R200_100, **HYBRID, "fusion": "weighted", "alpha": 0.7},
+    "recursive-200-100+weighted-0.3": {**R200_100, **WEIGHTED, "alpha": 0.3},
+    "recursive-200-100+weighted-0.5": {**R200_100, **WEIGHTED, "alpha": 0.5},
+    "recursive-200-100+weighted-0.7": {**R200_100, **WEIGHTED, "alpha": 0.7},
 }
 """Every variant tried, by name (``chunking+search``)."""
 
