@@ -281,6 +281,14 @@ def main() -> None:
         "above dense here, even counting the question's embedding (see the lines above).",
         f"- chart (recall against IoU): `{rel(args.plot)}`",
     ]
+    if report.missing:
+        lines += [
+            "",
+            f"References left out (--skip-missing; {len(report.missing)}): the loaded text "
+            "does not hold them as written; a question left with none is not scored.",
+            "",
+            *(f"- {m}" for m in report.missing),
+        ]
     if report.failed:
         lines += ["", *(f"- failed: {n}: {why}" for n, why in report.failed.items())]
     args.out.parent.mkdir(parents=True, exist_ok=True)
