@@ -273,10 +273,11 @@ def main() -> None:
         f"Embedding one question (uncached, one at a time) took {embed_ms:.1f} ms here; "
         "`headwater query` pays both.",
         *query_cost(report, embed_ms),
-        "- defaults chosen from these runs (Milvus Lite and FAISS records): `[search] mode = "
-        '"hybrid"` with `fusion = "weighted"`, alpha 0.5 (above `recursive+hybrid` (rrf) and '
-        "`recursive` (dense) on recall and IoU in both); chunking stays recursive 200/30, "
-        "as 200/100 adds recall under hybrid but not IoU.",
+        "- defaults chosen from these runs (Milvus Lite record retrieval_eval.md, FAISS "
+        'record retrieval_eval_faiss.md): `[search] mode = "hybrid"`, `fusion = "weighted"`, '
+        "alpha 0.5 (over `recursive` on recall and IoU on both stores; over rrf on FAISS, at "
+        "200/100 and on token 254/127; even with rrf on Milvus Lite at 200/30). Chunking "
+        "stays recursive 200/30: 200/100 adds recall under hybrid but not IoU.",
         "- query time: BM25 costs more than the dense search, so hybrid is well over 20% "
         "above dense here, even counting the question's embedding (see the lines above).",
         f"- chart (recall against IoU): `{rel(args.plot)}`",
