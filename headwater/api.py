@@ -12,6 +12,7 @@ with KnowledgeBase.open("headwater.toml") as kb:
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,13 +20,17 @@ from typing import TYPE_CHECKING, Any
 from headwater.compose import build_embedder, build_engine, build_store
 from headwater.config import HeadwaterConfig, load_config
 from headwater.ingest.errors import StoreError
-from headwater.ingest.models import QueryHit
+from headwater.ingest.models import QueryHit, SearchMode
 from headwater.ingest.search import Filters, Mode, as_filter, as_mode, hit_metadata, search_store
+from headwater.ingest.store import LexicalSearchUnsupportedError
 
 if TYPE_CHECKING:
     from headwater.ingest.embedding import Embedder
     from headwater.ingest.report import SyncReport
     from headwater.ingest.store import VectorStore
+
+
+log = logging.getLogger(__name__)
 
 
 class KnowledgeBase:
@@ -46,6 +51,7 @@ class KnowledgeBase:
         self._embedder = embedder
         self._store = store
         self._model_checked = False
+        self._warned_dense = False
 
     @classmethod
     def open(
@@ -81,15 +87,29 @@ class KnowledgeBase:
         search = self.config.search
         chosen = as_mode(mode, search.mode)
         self._check_model()
-        return search_store(
-            self.store,
-            text,
-            lambda query: self.embedder.embed_query(query),  # lexical loads no model
-            k=k,
-            filters=query_filter,
-            mode=chosen,
-            fusion=search.fusion_settings(),
-        )
+
+        def run(how: SearchMode) -> list[QueryHit]:
+            return search_store(
+                self.store,
+                text,
+                lambda query: self.embedder.embed_query(query),  # lexical loads no model
+                k=k,
+                filters=query_filter,
+                mode=how,
+                fusion=search.fusion_settings(),
+            )
+
+        try:
+            return run(chosen)
+        except LexicalSearchUnsupportedError as exc:
+            if mode is not None or "mode" in search.model_fields_set:
+                raise  # asked for by name: say why it cannot be had
+            # Hybrid by default only: a store without full-text search (Milvus 2.3/2.4, a
+            # collection from Headwater 0.2) still answers, by embeddings as before.
+            if not self._warned_dense:
+                log.warning("searching by embeddings only (search.mode = 'dense'): %s", exc)
+                self._warned_dense = True
+            return run(SearchMode.DENSE)
 
     def _check_model(self) -> None:
         # Vectors of another model with the same size would rank nonsense without an error.

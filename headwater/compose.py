@@ -134,11 +134,12 @@ def build_evaluation(
     progress: Progress | None = None,
     convention: Convention = "headwater",
     skip_missing: bool = False,
+    scratch_backend: str = "milvus",
 ) -> Evaluation:
-    """`headwater eval`: each variant goes into its own scratch Milvus Lite store; loaded
-    documents and vectors are kept in the state folder, so a second run parses and embeds
-    nothing it did before."""
-    scratch = StoreConfig(backend="milvus", collection="headwater_eval")
+    """`headwater eval`: each variant goes into its own scratch store (Milvus Lite, or
+    `scratch_backend`: "faiss"); loaded documents and vectors are kept in the state folder,
+    so a second run parses and embeds nothing it did before."""
+    scratch = StoreConfig(backend=scratch_backend, collection="headwater_eval")
 
     def scratch_store(folder: Path) -> VectorStore:
         return create_store(scratch, folder)
@@ -156,4 +157,5 @@ def build_evaluation(
         context=config.embedding.context,
         convention=convention,
         skip_missing=skip_missing,
+        fusion=config.search.fusion_settings(),
     )

@@ -31,6 +31,7 @@ from headwater.ingest.chunking.config import STRATEGIES, ChunkingConfig, Recursi
 from headwater.ingest.cluster import ClusterConfig
 from headwater.ingest.embedding import EmbeddingConfig, EmbeddingContext
 from headwater.ingest.errors import ConfigError
+from headwater.ingest.models import Fusion, FusionMethod
 from headwater.ingest.search import SearchConfig
 
 CONFIG_FILENAME = "headwater.toml"
@@ -246,6 +247,10 @@ RetrievalMode = Literal["dense", "hybrid", "lexical"]
 """How a store searches: vectors only, vectors fused with full-text search, or full text."""
 
 
+_VARIANT_KEYS = ("context", "mode", "fusion", "rrf_k", "alpha", "candidates")
+"""An eval variant's own keys; the rest of its table is chunking."""
+
+
 class EvalVariant(_Section):
     """One variant `headwater eval` compares: how documents are chunked, how chunks are
     embedded and how the store is searched. Written as one flat table: the chunking keys
@@ -262,15 +267,36 @@ class EvalVariant(_Section):
     mode: RetrievalMode = Field(
         "dense",
         description="How the scratch store is searched: 'dense' (vectors), 'hybrid' (vectors "
-        "and full text, fused) or 'lexical' (full text); the last two need hybrid search.",
+        "and full text, fused) or 'lexical' (full text, BM25).",
     )
+    fusion: FusionMethod | None = Field(
+        None, description="hybrid: 'rrf' or 'weighted'; empty: search.fusion."
+    )
+    rrf_k: int | None = Field(None, ge=1, description="hybrid, rrf: empty: search.rrf_k.")
+    alpha: float | None = Field(
+        None, ge=0, le=1, description="hybrid, weighted: dense weight; empty: search.alpha."
+    )
+    candidates: int | None = Field(
+        None,
+        ge=1,
+        description="hybrid: each ranking cut at candidates x k; empty: search.candidates.",
+    )
+
+    def fusion_settings(self, default: Fusion) -> Fusion:
+        """`default` (the [search] table's) with this variant's own fusion keys over it."""
+        return Fusion(
+            default.method if self.fusion is None else self.fusion,
+            default.rrf_k if self.rrf_k is None else self.rrf_k,
+            default.alpha if self.alpha is None else self.alpha,
+            default.candidates if self.candidates is None else self.candidates,
+        )
 
     @model_validator(mode="before")
     @classmethod
     def _flat_table(cls, value: Any) -> Any:
-        # [eval.strategies.x] is one table: its chunking keys sit beside context and mode.
+        # [eval.strategies.x] is one table: its chunking keys sit beside the search keys.
         if isinstance(value, dict) and "chunking" not in value:
-            own = {k: value[k] for k in ("context", "mode") if k in value}
+            own = {k: value[k] for k in _VARIANT_KEYS if k in value}
             return {**own, "chunking": {k: v for k, v in value.items() if k not in own}}
         return value
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import inspect
 import json
 import math
 import pickle
@@ -63,9 +62,13 @@ from headwater.ingest.models import (
     CollectionSpec,
     Document,
     DocumentId,
+    Fusion,
+    QueryHit,
+    SearchMode,
     SourceFile,
     VectorRecord,
 )
+from headwater.ingest.search import search_store
 from headwater.ingest.source import Source
 from headwater.ingest.store import VectorStore
 
@@ -120,6 +123,9 @@ def describe(variant: EvalVariant | ChunkingConfig, model: str | None = None) ->
         words.append(f"context={v.context}")
     if v.mode != "dense":
         words.append(f"mode={v.mode}")
+    if v.mode == "hybrid":
+        tuned = {"fusion": v.fusion, "rrf_k": v.rrf_k, "alpha": v.alpha, "candidates": v.candidates}
+        words += [f"{k}={val}" for k, val in tuned.items() if val is not None]
     return " ".join(words)
 
 
@@ -788,6 +794,7 @@ class Evaluation:
         context: EmbeddingContext = "none",
         convention: Convention = "headwater",
         skip_missing: bool = False,
+        fusion: Fusion | None = None,
     ) -> None:
         if not variants:
             raise EvalError("no variants to evaluate")
@@ -806,6 +813,8 @@ class Evaluation:
         """Embedding context for variants that do not set their own."""
         self.convention: Convention = convention
         self.skip_missing = skip_missing
+        self.fusion = fusion or Fusion()
+        """Hybrid fusion for variants that do not set their own ([search])."""
         self._vectors: dict[str, np.ndarray] = {}
 
     def _embed(self, texts: Iterable[str]) -> int:
@@ -877,22 +886,18 @@ class Evaluation:
             load_seconds=load_seconds,
         )
 
-    def _search(self, store: VectorStore, mode: str) -> Callable[[Question, np.ndarray], list[Any]]:
-        """The store's query for `mode`: dense is plain vector search."""
-        if mode == "dense":
-            return lambda q, vector: store.query([float(x) for x in vector], k=self.k)
-        accepted = inspect.signature(store.query).parameters
-        if "mode" not in accepted:
-            raise EvalError(
-                f"mode {mode!r} needs hybrid search, which the scratch store "
-                f"({type(store).__name__}) does not offer yet"
-            )
-        with_text = "text" in accepted
-        query: Callable[..., list[Any]] = store.query  # wider than the base class's
+    def _search(
+        self, store: VectorStore, variant: EvalVariant
+    ) -> Callable[[Question, np.ndarray], list[QueryHit]]:
+        """The store's query for the variant's mode, as `headwater query` runs it."""
+        mode = SearchMode(variant.mode)
+        fusion = variant.fusion_settings(self.fusion)
 
-        def search(q: Question, vector: np.ndarray) -> list[Any]:
-            extra = {"text": q.question} if with_text else {}
-            return query([float(x) for x in vector], k=self.k, mode=mode, **extra)
+        def search(q: Question, vector: np.ndarray) -> list[QueryHit]:
+            dense = [float(x) for x in vector]
+            return search_store(
+                store, q.question, lambda _: dense, k=self.k, filters=None, mode=mode, fusion=fusion
+            )
 
         return search
 
@@ -938,7 +943,7 @@ class Evaluation:
                 ]
             )
             seconds["index"] = time.perf_counter() - t
-            search = self._search(store, variant.mode)
+            search = self._search(store, variant)
             t = time.perf_counter()
             hits = [search(q, vector) for q, vector in zip(questions, query_vectors, strict=True)]
             seconds["query"] = time.perf_counter() - t

@@ -26,15 +26,18 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: SearchMode = Field(
-        SearchMode.DENSE,
+        SearchMode.HYBRID,
         description="dense: by embedding similarity. lexical: by BM25 full-text relevance of "
-        "the query's words. hybrid: both rankings fused (see `fusion`). `headwater query "
-        "--mode` and search(mode=...) override it per query.",
+        "the query's words. hybrid (default; best recall and IoU in "
+        "benchmarks/results/retrieval_eval.md): both rankings fused (see `fusion`); left "
+        "unset, a store without full-text search (Milvus 2.3/2.4) answers dense with a "
+        "warning. `headwater query --mode` and search(mode=...) override it per query.",
     )
     fusion: FusionMethod = Field(
-        FusionMethod.RRF,
-        description="hybrid: rrf (reciprocal rank fusion, by rank only) or weighted (each "
-        "ranking's scores scaled to 0..1, mixed by `alpha`).",
+        FusionMethod.WEIGHTED,
+        description="hybrid: weighted (default: each ranking's scores scaled to 0..1, mixed "
+        "by `alpha`; the better of the two in benchmarks/results/retrieval_eval.md) or rrf "
+        "(reciprocal rank fusion, by rank only).",
     )
     rrf_k: int = Field(
         60, ge=1, description="rrf: the constant in 1 / (rrf_k + rank); larger flattens ranks."

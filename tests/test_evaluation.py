@@ -13,10 +13,13 @@ from pydantic import ValidationError
 
 from headwater.compose import build_sources
 from headwater.config import HeadwaterConfig, load_config
-from headwater.ingest.embedding import DEFAULT_MODEL
+from headwater.connectors.registry import create_store
+from headwater.ingest.config import EvalVariant, StoreConfig
+from headwater.ingest.embedding import DEFAULT_MODEL, Embedder
 from headwater.ingest.evaluation import (
     CharSpan,
     EvalError,
+    Evaluation,
     RankScores,
     default_variants,
     describe,
@@ -27,8 +30,9 @@ from headwater.ingest.evaluation import (
     score,
     select_variants,
 )
+from headwater.ingest.store import VectorStore
 
-from .conftest import FIXTURES, ROOT, SAMPLE_DOCS
+from .conftest import FIXTURES, ROOT, SAMPLE_DOCS, make_config
 from .test_cli import headwater
 
 SAMPLE_QUESTIONS = FIXTURES / "eval_sample_docs.json"
@@ -249,11 +253,10 @@ def test_headwater_eval_on_sample_docs(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["k"] == 2 and report["documents"] == 3 and report["questions"] == len(subset)
-    # A variant the store cannot search fails alone; the others finish.
-    assert [s["name"] for s in report["strategies"]] == ["small", "sections"]
-    assert "needs hybrid search" in report["failed"]["fused"]
-    assert "variant failed" in out.stderr and "needs hybrid search" in out.stderr
-    small, sections = report["strategies"]
+    assert [s["name"] for s in report["strategies"]] == ["small", "fused", "sections"]
+    assert report["failed"] == {}
+    small, fused, sections = report["strategies"]
+    assert fused["settings"].endswith("mode=hybrid") and fused["chunks"] == small["chunks"]
     assert small["settings"].startswith("token chunk_size=64")
     assert sections["settings"].endswith("context=title+section")
     assert small["mean_tokens"] <= 64 and small["chunks"] > sections["chunks"]
@@ -265,9 +268,11 @@ def test_headwater_eval_on_sample_docs(tmp_path: Path) -> None:
         asked = {f"docs:{r['source']}" for q in subset for r in q["references"]}
         assert set(s["by_document"]) == asked
         assert sum(f["questions"] for f in s["by_document"].values()) >= len(subset)
-        assert s["embedded"] > 0 and s["seconds"]["total"] > 0
+        assert s["seconds"]["total"] > 0
+    # fused searches the chunks small embedded: nothing new to embed.
+    assert small["embedded"] > 0 and sections["embedded"] > 0 and fused["embedded"] == 0
     chart = (tmp_path / "chart.svg").read_text()
-    assert chart.startswith("<svg") and ">small<" in chart and ">sections<" in chart
+    assert chart.startswith("<svg") and ">small<" in chart and ">fused<" in chart
 
     # A second run reuses loaded documents and vectors: the model embeds nothing.
     again = headwater("eval", "-q", "questions.json", "-s", "small,sections", cwd=tmp_path)
@@ -285,3 +290,59 @@ def test_headwater_eval_on_sample_docs(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown strategy name(s) nope" in bad.stderr
     # Rich must not eat the config key in brackets.
     assert "(configure more in [eval.strategies.<name>])" in " ".join(bad.stderr.split())
+
+
+def test_lexical_and_hybrid_variants_are_scored_by_the_store(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    # The answer shares only rare names with the question; six paragraphs about breakfast
+    # share its meaning. Full-text search finds the names; embeddings find breakfasts.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    meals = ["pancakes", "porridge", "eggs and toast", "fruit", "waffles", "yoghurt"]
+    paragraphs = [f"Every guest ate {m} for breakfast in the morning." for m in meals]
+    answer = "Ortwin Blavatsky signed the warehouse lease in March."
+    (docs / "notes.txt").write_text("\n\n".join([*paragraphs[:3], answer, *paragraphs[3:]]))
+    questions = write_questions(
+        tmp_path / "q.json",
+        [
+            {
+                "question": "What did Ortwin Blavatsky eat for breakfast?",
+                "references": [{"source": "notes", "text": answer}],
+            }
+        ],
+    )
+    config = make_config(tmp_path, docs)
+    small = {"strategy": "recursive", "chunk_size": 16, "chunk_overlap": 0}
+    variants = {
+        name: EvalVariant.model_validate({**small, **extra})
+        for name, extra in {
+            "dense": {},
+            "lexical": {"mode": "lexical"},
+            "hybrid": {"mode": "hybrid", "fusion": "weighted", "alpha": 0.2},
+            "broken": {},
+        }.items()
+    }
+
+    def scratch(folder: Path) -> VectorStore:
+        if folder.name == "broken":
+            raise OSError("disk full")
+        return create_store(StoreConfig(backend="faiss", collection="eval"), folder)
+
+    evaluation = Evaluation(
+        build_sources(config),
+        config.loading,
+        variants,
+        embedder=embedder,
+        scratch_store=scratch,
+        k=1,
+        fusion=config.search.fusion_settings(),
+    )
+    report = evaluation.run(questions)
+    by_name = {s.name: s for s in report.strategies}
+    assert list(by_name) == ["dense", "lexical", "hybrid"]
+    assert "disk full" in report.failed["broken"]  # one failing variant; the rest finish
+    assert by_name["dense"].recall == 0  # a breakfast paragraph ranks first
+    assert by_name["lexical"].recall == 1 and by_name["hybrid"].recall == 1
+    assert by_name["hybrid"].settings.endswith("mode=hybrid fusion=weighted alpha=0.2")
+    assert by_name["lexical"].seconds["query"] > 0

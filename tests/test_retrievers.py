@@ -17,6 +17,7 @@ from headwater.config import HeadwaterConfig
 from headwater.ingest.embedding import Embedder
 from headwater.ingest.models import SearchMode
 from headwater.ingest.search import SearchConfig
+from headwater.ingest.store import LexicalSearchUnsupportedError
 
 pytest.importorskip("langchain_core", reason="the langchain extra is not installed")
 pytest.importorskip("llama_index.core", reason="the llamaindex extra is not installed")
@@ -126,12 +127,28 @@ def test_search_modes_in_the_api(synced_config: HeadwaterConfig, embedder: Embed
         assert kb.search("BitLocker", k=1, mode="dense")[0].score != hit.score
 
 
+def test_default_mode_falls_back_to_dense_where_the_store_has_no_full_text(
+    synced_config: HeadwaterConfig, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with KnowledgeBase(synced_config, embedder=embedder) as kb:
+        dense = kb.search(QUESTION, k=3, mode="dense")
+
+        def no_bm25(*args: object, **kwargs: object) -> None:
+            # What a Milvus 2.3 server's store says (tests/test_milvus_store.py checks it).
+            raise LexicalSearchUnsupportedError("Milvus 2.3.5 has no BM25 full-text search")
+
+        monkeypatch.setattr(kb.store, "lexical_query", no_bm25)
+        assert kb.search(QUESTION, k=3) == dense  # the default (hybrid) answers by embeddings
+        with pytest.raises(LexicalSearchUnsupportedError, match="no BM25"):
+            kb.search(QUESTION, k=3, mode="hybrid")  # asked for by name: the error stands
+
+
 def test_retrievers_take_a_mode(kb: KnowledgeBase) -> None:
     lexical = HeadwaterRetriever(knowledge_base=kb, k=2, mode="lexical")
     docs = lexical.invoke("BitLocker FileVault")
     assert docs[0].metadata["path"] == "it/security-faq.txt"
     assert lexical.invoke("BitLocker", mode="hybrid")[0].metadata["path"] == "it/security-faq.txt"
-    dense = HeadwaterRetriever(knowledge_base=kb, k=2).invoke("BitLocker FileVault")
+    dense = HeadwaterRetriever(knowledge_base=kb, k=2, mode="dense").invoke("BitLocker FileVault")
     assert [d.metadata["score"] for d in dense] != [d.metadata["score"] for d in docs]
     nodes = LlamaRetriever(kb, k=2, mode="lexical").retrieve("BitLocker")
     assert nodes[0].node.metadata["path"] == "it/security-faq.txt"
