@@ -9,6 +9,8 @@ export DO_NOT_TRACK := true
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# mkdocs-material's banner about its successor, printed on every build.
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: install demo test lint clean-state
 
@@ -34,6 +36,8 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(PY) scripts/gen_config_docs.py --check
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
 # The Milvus server the tests start listens on all interfaces, so the suite runs in a
 # private network namespace (loopback only) where one can be made; elsewhere the
