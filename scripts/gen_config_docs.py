@@ -152,8 +152,15 @@ def table(model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
 
 
 def doc(model: type[BaseModel]) -> str:
-    """The first paragraph of the model's docstring, on one line."""
-    text = (model.__doc__ or "").strip().split("\n\n")[0]
+    """The first paragraph of the model's docstring (after its config bases'), on one line."""
+    own = [
+        c.__dict__["__doc__"]
+        for c in reversed(model.__mro__)
+        if issubclass(c, BaseModel)
+        and c.__module__.startswith("headwater.")
+        and c.__dict__.get("__doc__")
+    ]
+    text = " ".join(d.strip().split("\n\n")[0] for d in own)
     return " ".join(text.split()).replace("``", "`")
 
 
@@ -174,6 +181,11 @@ def models_in(model: type[BaseModel]) -> set[type[BaseModel]]:
         else:
             todo += list(typing.get_args(annotation))
     return found
+
+
+def field_holds(field: FieldInfo, model: type[BaseModel]) -> bool:
+    """Whether `field` is `model` or a list of it."""
+    return field.annotation is model or typing.get_args(field.annotation) == (model,)
 
 
 def section(heading: str, model: type[BaseModel], note: str = "", **kw: Any) -> list[str]:
@@ -218,7 +230,9 @@ def render() -> str:
         if field.exclude:
             continue
         heading = f"[[{name}]]" if name == "sources" else f"[{name}]"
-        out.append(f"| [`{heading}`](#{name}) | {cell(field.description or '')} |")
+        # The table's own model says what it holds better than the one-word field text.
+        (model,) = [m for m in models_in(HeadwaterConfig) if field_holds(field, m)]
+        out.append(f"| [`{heading}`](#{name}) | {cell(doc(model))} |")
     out.append("")
 
     def see_also(name: str) -> str:
