@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -180,6 +182,28 @@ def test_writes_say_that_sync_feeds_the_knowledge_base(store: HeadwaterVectorSto
         LlamaStore(store.knowledge_base).delete("docs:it/security-faq.txt")  # type: ignore[arg-type]
 
 
+def threads_that_searched(kb: KnowledgeBase, run: Callable[[], object]) -> set[threading.Thread]:
+    seen: set[threading.Thread] = set()
+    methods = {name: getattr(kb, name) for name in ("search", "search_by_vector")}
+
+    def recording(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            seen.add(threading.current_thread())
+            return method(*args, **kwargs)
+
+        return call
+
+    for name, method in methods.items():
+        setattr(kb, name, recording(method))
+    try:
+        run()
+    finally:
+        for name in methods:
+            delattr(kb, name)
+    assert seen
+    return seen
+
+
 def test_langchain_async_matches_sync(store: HeadwaterVectorStore, kb: KnowledgeBase) -> None:
     pdf = {"file_type": "pdf"}
     threshold = store.as_retriever(
@@ -213,6 +237,10 @@ def test_langchain_async_matches_sync(store: HeadwaterVectorStore, kb: Knowledge
 
     got = asyncio.run(run_async())
     assert got == [getattr(o, s)(*args, **kw) for o, s, _, args, kw in calls]
+    # Off the event loop's thread: the loop goes on while the search runs.
+    assert threading.main_thread() not in threads_that_searched(
+        kb, lambda: asyncio.run(run_async())
+    )
     assert all(got)
 
 
@@ -346,6 +374,7 @@ def test_llamaindex_async_matches_sync(kb: KnowledgeBase) -> None:
         )
 
     stored, retrieved, indexed = asyncio.run(both())
+    assert threading.main_thread() not in threads_that_searched(kb, lambda: asyncio.run(both()))
     assert (
         stored.ids == store.query(query).ids
         and stored.similarities == store.query(query).similarities
@@ -354,6 +383,15 @@ def test_llamaindex_async_matches_sync(kb: KnowledgeBase) -> None:
     assert [n.node.node_id for n in indexed] == [
         n.node.node_id for n in index_retriever.retrieve(QUERY)
     ]
+
+
+def test_docs_examples_run(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "frameworks.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)
+    assert len(blocks) == 2
+    monkeypatch.setattr(KnowledgeBase, "open", classmethod(lambda cls, *a, **kw: kb))
+    for block in blocks:
+        exec(compile(block, "docs/frameworks.md", "exec"), {"llm": MockLLM()})
 
 
 # LangChain's standard suites
