@@ -137,6 +137,11 @@ def test_query_ranks_by_similarity_and_filters(store: VectorStore) -> None:
         "md1"
     }
     assert {h.id for h in store.query(unit(1), k=4, filters=QueryFilter(pages=(3,)))} == {"pdf3"}
+    # A page bound passes only chunks with a page: md1 and txt have none.
+    from_2 = QueryFilter(page_min=2)
+    assert {h.id for h in store.query(unit(1), k=4, filters=from_2)} == {"pdf3"}
+    assert {h.id for h in store.query(unit(1), k=4, filters=QueryFilter(page_max=2))} == {"pdf1"}
+    assert store.count(QueryFilter(page_min=1, page_max=3)) == 2
     assert {
         h.id for h in store.query(unit(1), k=4, filters=QueryFilter(source_glob="policies/*"))
     } == {

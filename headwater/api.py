@@ -13,6 +13,7 @@ with KnowledgeBase.open("headwater.toml") as kb:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from headwater.compose import build_embedder, build_engine, build_store
 from headwater.config import HeadwaterConfig, load_config
 from headwater.ingest.errors import StoreError
-from headwater.ingest.models import QueryHit, SearchMode
+from headwater.ingest.models import QueryHit, SearchMode, VectorRecord
 from headwater.ingest.search import Filters, Mode, as_filter, as_mode, hit_metadata, search_store
 from headwater.ingest.store import LexicalSearchUnsupportedError
 
@@ -73,16 +74,22 @@ class KnowledgeBase:
         return self._store or build_store(self.config)
 
     def search(
-        self, text: str, k: int = 5, filters: Filters = None, mode: Mode = None
+        self,
+        text: str,
+        k: int = 5,
+        filters: Filters = None,
+        mode: Mode = None,
+        *,
+        vector: Sequence[float] | None = None,
     ) -> list[QueryHit]:
         """The `k` best chunks for `text` (highest score first) that pass `filters`.
 
         `mode`: "dense" (embedding similarity), "lexical" (BM25 over the words; loads no
         model) or "hybrid" (both, fused as ``[search]`` says); None: ``search.mode``.
-        Scores are comparable only within one mode.
+        Scores are comparable only within one mode. `vector`: `text`'s embedding when the
+        caller already has it (from `embed_query`).
         """
-        if k < 1:
-            raise ValueError(f"k must be at least 1, not {k}")
+        _check_k(k)
         query_filter = as_filter(filters)
         search = self.config.search
         chosen = as_mode(mode, search.mode)
@@ -92,7 +99,8 @@ class KnowledgeBase:
             return search_store(
                 self.store,
                 text,
-                lambda query: self.embedder.embed_query(query),  # lexical loads no model
+                # Lexical loads no model.
+                lambda query: self.embed_query(query) if vector is None else vector,
                 k=k,
                 filters=query_filter,
                 mode=how,
@@ -110,6 +118,23 @@ class KnowledgeBase:
                 log.warning("searching by embeddings only (search.mode = 'dense'): %s", exc)
                 self._warned_dense = True
             return run(SearchMode.DENSE)
+
+    def search_by_vector(
+        self, vector: Sequence[float], k: int = 5, filters: Filters = None
+    ) -> list[QueryHit]:
+        """The `k` chunks nearest to `vector` (an embedding of the configured model)."""
+        _check_k(k)
+        query_filter = as_filter(filters)
+        self._check_model()
+        return self.store.query(vector, k=k, filters=query_filter)
+
+    def records(self, ids: Sequence[str]) -> list[VectorRecord]:
+        """The stored chunks with their vectors, for the ids the store holds."""
+        return self.store.fetch(ids)
+
+    def embed_query(self, text: str) -> list[float]:
+        """`text` embedded as `search` embeds a query."""
+        return self.embedder.embed_query(text)
 
     def _check_model(self) -> None:
         # Vectors of another model with the same size would rank nonsense without an error.
@@ -149,11 +174,28 @@ class KnowledgeBase:
 
         return HeadwaterRetriever(knowledge_base=self, **kwargs)
 
+    def as_langchain_vectorstore(self, **kwargs: Any) -> Any:
+        """A read-only LangChain VectorStore over this knowledge base (`langchain` extra)."""
+        from headwater.connectors.retrievers.langchain import HeadwaterVectorStore
+
+        return HeadwaterVectorStore(self, **kwargs)
+
+    def as_llamaindex_index(self, **kwargs: Any) -> Any:
+        """A LlamaIndex VectorStoreIndex over this knowledge base (`llamaindex` extra)."""
+        from headwater.connectors.retrievers.llamaindex import vector_store_index
+
+        return vector_store_index(self, **kwargs)
+
     def as_llamaindex_retriever(self, **kwargs: Any) -> Any:
         """A LlamaIndex retriever over this knowledge base (needs the `llamaindex` extra)."""
         from headwater.connectors.retrievers.llamaindex import HeadwaterRetriever
 
         return HeadwaterRetriever(self, **kwargs)
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"k must be at least 1, not {k}")
 
 
 __all__ = ["Filters", "KnowledgeBase", "Mode", "as_filter", "hit_metadata"]

@@ -141,6 +141,10 @@ class QueryFilter:
     source_ids: tuple[str, ...] = ()
     file_types: tuple[str, ...] = ()
     pages: tuple[int, ...] = ()
+    page_min: int | None = None
+    """Lowest first page, inclusive; a chunk without a page never passes a page bound."""
+    page_max: int | None = None
+    """Highest first page, inclusive."""
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> QueryFilter:
@@ -154,15 +158,31 @@ class QueryFilter:
             )
 
         def value_of(key: str, value: Any) -> Any:
-            if key == "source_glob":
+            if key == "source_glob" or value is None:
                 return value
+            if key in ("page_min", "page_max"):
+                return int(value)
             # One value or many: {"file_types": "pdf"} means ("pdf",), not ("p", "d", "f").
             return (value,) if isinstance(value, str | int) else tuple(value)
 
         return cls(**{key: value_of(key, value) for key, value in values.items()})
 
     def is_empty(self) -> bool:
-        return not (self.source_glob or self.source_ids or self.file_types or self.pages)
+        return not (
+            self.source_glob
+            or self.source_ids
+            or self.file_types
+            or self.pages
+            or self.page_min is not None
+            or self.page_max is not None
+        )
+
+    def page_bounds(self) -> tuple[int, int | None] | None:
+        """(lowest, highest or None) first page when a bound is set; pages start at 0 or 1,
+        and a missing page (stored as NULL or -1) is below any bound."""
+        if self.page_min is None and self.page_max is None:
+            return None
+        return max(self.page_min or 0, 0), self.page_max
 
     @property
     def glob_field(self) -> str:
@@ -195,7 +215,14 @@ class QueryFilter:
             return False
         if self.file_types and metadata.file_type not in self.file_types:
             return False
-        return not (self.pages and metadata.page not in self.pages)
+        if self.pages and metadata.page not in self.pages:
+            return False
+        bounds = self.page_bounds()
+        if bounds is None:
+            return True
+        low, high = bounds
+        page = metadata.page
+        return page is not None and page >= low and (high is None or page <= high)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from headwater.ingest.models import Fusion, FusionMethod, QueryFilter, QueryHit, SearchMode
+from headwater.ingest.models import (
+    ChunkMetadata,
+    Fusion,
+    FusionMethod,
+    QueryFilter,
+    QueryHit,
+    SearchMode,
+    VectorRecord,
+)
 
 if TYPE_CHECKING:
     from headwater.ingest.store import VectorStore
@@ -77,6 +85,30 @@ class TextSearch(Protocol):
     ) -> list[QueryHit]: ...
 
 
+@runtime_checkable
+class VectorSearch(TextSearch, Protocol):
+    """What the framework vector stores need: text and vector search, the stored vectors
+    (for maximal marginal relevance) and the query embedding (`headwater.KnowledgeBase`)."""
+
+    def search(
+        self,
+        text: str,
+        k: int = 5,
+        filters: Filters = None,
+        mode: Mode = None,
+        *,
+        vector: Sequence[float] | None = None,
+    ) -> list[QueryHit]: ...
+
+    def search_by_vector(
+        self, vector: Sequence[float], k: int = 5, filters: Filters = None
+    ) -> list[QueryHit]: ...
+
+    def records(self, ids: Sequence[str]) -> list[VectorRecord]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
 def as_filter(filters: Filters) -> QueryFilter | None:
     """`filters` as a `QueryFilter`; a mapping's unknown keys raise, naming them."""
     if filters is None or isinstance(filters, QueryFilter):
@@ -90,7 +122,11 @@ def hit_metadata(hit: QueryHit) -> dict[str, Any]:
     ``source`` is the document id (``source:path``), as LangChain's loaders and
     ``headwater query --json`` use it; the source's configured name is ``source_name``.
     """
-    m = hit.metadata
+    return {"id": hit.id, "score": hit.score, **flat_metadata(hit.metadata)}
+
+
+def flat_metadata(m: ChunkMetadata) -> dict[str, Any]:
+    """A chunk's metadata as `hit_metadata` gives it, without id and score."""
     flat = asdict(m)
     flat.update(
         source=m.source_id,
@@ -99,7 +135,7 @@ def hit_metadata(hit: QueryHit) -> dict[str, Any]:
         pages=list(m.pages),
         element_types=list(m.element_types),
     )
-    return {"id": hit.id, "score": hit.score, **flat}
+    return flat
 
 
 def search_store(

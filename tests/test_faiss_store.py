@@ -372,6 +372,8 @@ def test_filtered_queries_return_the_top_k_matches(
         QueryFilter(source_glob="docs:dir2/doc?.pdf", file_types=("pdf",)),
         QueryFilter(source_glob="*5.pdf", pages=(1, 3)),
         QueryFilter(source_glob="*5.md", pages=(1, 3)),  # matches nothing
+        QueryFilter(page_min=2, file_types=("pdf",)),
+        QueryFilter(page_max=1),
     ]
     for f in filters:
         for seed in (1, 77, 5000):

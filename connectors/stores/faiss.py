@@ -208,6 +208,12 @@ def _where(filters: QueryFilter | None) -> tuple[str, list[object]]:
     if filters.pages:
         parts.append("page IN (SELECT value FROM json_each(?))")
         params.append(_json(int(p) for p in filters.pages))
+    if (bounds := filters.page_bounds()) is not None:
+        parts.append("page >= ?")  # NULL (no page) fails it
+        params.append(bounds[0])
+        if bounds[1] is not None:
+            parts.append("page <= ?")
+            params.append(bounds[1])
     return " AND ".join(parts), params
 
 

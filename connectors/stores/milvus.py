@@ -123,6 +123,10 @@ def filter_expression(filters: QueryFilter | None, *, prefix_only: bool = False)
         parts.append(f"file_type in [{', '.join(_quote(t) for t in filters.file_types)}]")
     if filters.pages:
         parts.append(f"page in [{', '.join(str(int(p)) for p in filters.pages)}]")
+    if (bounds := filters.page_bounds()) is not None:
+        parts.append(f"page >= {int(bounds[0])}")  # -1 (no page) fails it
+        if bounds[1] is not None:
+            parts.append(f"page <= {int(bounds[1])}")
     return " and ".join(f"({p})" for p in parts)
 
 

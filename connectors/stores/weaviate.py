@@ -233,6 +233,10 @@ def filter_for(filters: QueryFilter | None) -> _Filters | None:
         parts.append(Filter.by_property("file_type").contains_any(list(filters.file_types)))
     if filters.pages:
         parts.append(Filter.by_property("page").contains_any([int(p) for p in filters.pages]))
+    if (bounds := filters.page_bounds()) is not None:
+        parts.append(Filter.by_property("page").greater_or_equal(bounds[0]))  # -1: no page
+        if bounds[1] is not None:
+            parts.append(Filter.by_property("page").less_or_equal(bounds[1]))
     return Filter.all_of(parts)
 
 
