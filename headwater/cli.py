@@ -44,7 +44,7 @@ from headwater.ingest.report import SyncReport
 from headwater.ingest.source import is_url, redact_url
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 note = Console(stderr=True, soft_wrap=True)
 """What a run narrates on stderr (its start, heartbeats, warnings); silent with --quiet."""
 
@@ -297,6 +297,8 @@ def _progress(
 
             def progress(stage: str, done: int, total: int) -> None:
                 tally.update(stage, done, total)
+                # A stage reported batch by batch (embed) shows its count over the run.
+                done, total = tally.counts(stage)
                 if stage not in tasks:
                     tasks[stage] = bar.add_task(stage, total=total)
                 bar.update(tasks[stage], completed=done, total=total)
@@ -368,7 +370,7 @@ def _print_summary(report: SyncReport) -> None:
         + f"\nchunks: {chunks['embedded']} embedded, {chunks['written']} written, "
         f"{chunks['deleted']} deleted"
     )
-    console.print(report.times(), highlight=False)
+    console.print(report.times(), highlight=False, soft_wrap=True)
     for name, reason in report.source_errors.items():
         err.print(f"[red]source {name} not listed:[/] {reason}")
     for f in report.failures:

@@ -27,19 +27,25 @@ class Tally:
             self.carried[stage] = self.carried.get(stage, 0) + previous[1]
         self.current[stage] = (done, total)
 
+    def counts(self, stage: str) -> tuple[int, int]:
+        """Done and total of `stage` over all its rounds so far."""
+        done, total = self.current.get(stage, (0, 0))
+        carried = self.carried.get(stage, 0)
+        return carried + done, carried + total
+
     def line(self, now: float | None = None) -> str:
         """One heartbeat: e.g. `40/151 files loaded, 1,234 chunks embedded; 2m30s elapsed`."""
         elapsed = (time.monotonic() if now is None else now) - self.started
         parts = []
-        for stage, (done, total) in self.current.items():
-            carried = self.carried.get(stage, 0)
+        for stage in self.current:
+            done, total = self.counts(stage)
             noun, verb = NOUNS.get(stage, ("", ""))
-            if stage == "embed":
-                parts.append(f"{carried + done:,} {noun} {verb}")
+            if stage == "embed":  # its total grows batch by batch: only the count says much
+                parts.append(f"{done:,} {noun} {verb}")
             elif noun:
-                parts.append(f"{carried + done:,}/{carried + total:,} {noun} {verb}")
+                parts.append(f"{done:,}/{total:,} {noun} {verb}")
             else:
-                parts.append(f"{stage} {carried + done:,}/{carried + total:,}")
+                parts.append(f"{stage} {done:,}/{total:,}")
         return f"{', '.join(parts) or 'starting'}; {duration(elapsed)} elapsed"
 
 

@@ -82,6 +82,7 @@ def test_heartbeat_lines_add_up_batches() -> None:
         tally.update("embed", batch, batch)
     tally.update("embed", 0, 200)
     assert tally.line(now=150) == "40/151 files loaded, 812 chunks embedded; 2m30s elapsed"
+    assert tally.counts("embed") == (812, 1012)
     tally.update("strategies", 1, 3)
     assert tally.line(now=3725).endswith(", strategies 1/3; 1h02m elapsed")
     assert duration(59.9) == "59s"
@@ -144,23 +145,25 @@ def test_a_noisy_pdf_leaves_stderr_clean_quiet_prints_only_errors_and_heartbeats
     (docs / "notes.xyz").write_text("?")
     (tmp_path / "headwater.toml").write_text(
         '[[sources]]\nname = "docs"\npath = "docs"\n[embedding]\ndevice = "cpu"\n'
+        # One parser worker: the noise came from the worker processes.
+        "[loading]\nworkers = 1\n"
     )
 
-    # Stderr is not a terminal here: no bars, a heartbeat (0.2 s instead of 30 s).
-    first = headwater("sync", "--heartbeat", "0.2", cwd=tmp_path)
+    # Stderr is not a terminal here: no bars, a heartbeat (1 s instead of 30 s).
+    first = headwater("sync", "--heartbeat", "1", cwd=tmp_path)
     assert first.returncode == 1, first.stderr
     assert "files: 1 added" in first.stdout
     assert "stages overlap" in first.stdout and "wall" in first.stdout
     lines = first.stderr.splitlines()
     assert lines[0].startswith("Listing 1 source, loading the embedding model")
-    assert "parser workers" in lines[0]
+    assert "starting 1 parser worker…" in lines[0]
     assert any(re.search(r"elapsed$", line) for line in lines)
     assert not [line for line in lines if any(n in line for n in NOISE)], first.stderr
     assert "failed docs:notes.xyz: unsupported file type '.xyz'" in first.stderr
 
     # The same kind of file with -v: the parsers' warnings are there, in the debug log.
     (docs / "more.pdf").write_bytes(noisy_pdf("Mileage is paid per kilometre."))
-    loud = headwater("sync", "-v", "--json", "--heartbeat", "0.2", cwd=tmp_path)
+    loud = headwater("sync", "-v", "--json", "--heartbeat", "1", cwd=tmp_path)
     assert json.loads(loud.stdout)["files"]["added"] == 1
     assert "Cannot set" in loud.stderr and "startxref" in loud.stderr
     assert re.search(r"files loaded.*elapsed", loud.stderr), loud.stderr
@@ -170,7 +173,8 @@ def test_a_noisy_pdf_leaves_stderr_clean_quiet_prints_only_errors_and_heartbeats
     assert quiet.returncode == 1
     assert quiet.stdout == ""
     assert [line for line in quiet.stderr.splitlines() if line.strip()] == [
-        "failed docs:notes.xyz: unsupported file type '.xyz'"
+        "failed docs:notes.xyz: unsupported file type '.xyz' (unchanged since it failed; "
+        "not parsed again)"
     ]
 
 
