@@ -80,6 +80,9 @@ class _Output:
     def tracebacks(self) -> bool:
         return self.log_level <= logging.INFO
 
+    def reset(self) -> None:
+        self.level, self.verbose, self.quiet = None, False, False
+
 
 _out = _Output()
 
@@ -120,7 +123,7 @@ class _Commands(_CleanHelp, TyperGroup):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         # One process may run several command lines (tests, an embedding application).
-        _out.__init__()  # type: ignore[misc]
+        _out.reset()
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
