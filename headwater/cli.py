@@ -39,6 +39,7 @@ from headwater.ingest.errors import (
     HeadwaterError,
     host_error,
 )
+from headwater.ingest.logs import Routing
 from headwater.ingest.models import SearchMode
 from headwater.ingest.report import SyncReport
 from headwater.ingest.source import is_url, redact_url
@@ -80,8 +81,15 @@ class _Output:
     def tracebacks(self) -> bool:
         return self.log_level <= logging.INFO
 
+    routing: Routing | None = None
+
     def reset(self) -> None:
+        """Back to the defaults, and the logging as it was before the command."""
         self.level, self.verbose, self.quiet = None, False, False
+        note.quiet = console.quiet = False
+        if self.routing is not None:
+            self.routing.undo()
+            self.routing = None
 
 
 _out = _Output()
@@ -122,7 +130,9 @@ class _Commands(_CleanHelp, TyperGroup):
             command.params.extend(common)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        # One process may run several command lines (tests, an embedding application).
+        # One process may run several command lines (tests, an embedding application):
+        # each starts from the defaults. The logging stays routed until then, for what
+        # libraries log while the process exits.
         _out.reset()
         return super().parse_args(ctx, args)
 
@@ -242,7 +252,9 @@ def _setup_logging(*, narrates: bool = False) -> None:
     level = _out.log_level
     note.quiet = _out.quiet
     console.quiet = _out.quiet and narrates
-    route_logs(level, RichHandler(console=err, show_path=False, show_time=False))
+    if _out.routing is not None:
+        _out.routing.undo()
+    _out.routing = route_logs(level, RichHandler(console=err, show_path=False, show_time=False))
     # Milvus Lite logs a whole traceback when it cannot open its file; ours says why.
     logging.getLogger("milvus_lite").setLevel(
         logging.DEBUG if level <= logging.DEBUG else logging.CRITICAL

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 
 OWN_LOGGERS = ("headwater", "distributed")
 """Loggers whose records keep their level: ours, and Dask's (a lost worker is a WARNING
@@ -54,9 +55,25 @@ def quiet_native_libraries(level: int) -> None:
         os.environ.setdefault("GRPC_TRACE", "")
 
 
-def route_logs(level: int, handler: logging.Handler | None = None) -> logging.Handler:
+@dataclass
+class Routing:
+    """What `route_logs` changed, so that a process running several commands (a test, an
+    application embedding the CLI) can put it back."""
+
+    handler: logging.Handler
+    previous_level: int
+
+    def undo(self) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self.handler)
+        root.setLevel(self.previous_level)
+        logging.captureWarnings(False)
+
+
+def route_logs(level: int, handler: logging.Handler | None = None) -> Routing:
     """Send the root logger's records to `handler` (default: stderr) at `level`, other
-    libraries' counted as DEBUG; Python warnings (`warnings.warn`) go the same way."""
+    libraries' only as `shown` says; Python warnings (`warnings.warn`) go the same way.
+    Handlers someone else put on the root stay; one from an earlier call goes."""
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -64,13 +81,15 @@ def route_logs(level: int, handler: logging.Handler | None = None) -> logging.Ha
     handler.addFilter(ThirdPartyToDebug(level))
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if any(isinstance(f, ThirdPartyToDebug) for f in old.filters):
+            root.removeHandler(old)
     root.addHandler(handler)
+    routing = Routing(handler, root.level)
     # Records below the level are not even created: pdfminer's DEBUG is a flood.
     root.setLevel(level)
     logging.captureWarnings(True)
     quiet_native_libraries(level)
-    return handler
+    return routing
 
 
 def adopt(*names: str) -> None:
