@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -187,3 +188,26 @@ def test_options_of_one_command_line_do_not_leak_into_the_next() -> None:
     assert first.exit_code == 2 and (_out.quiet, _out.level) == (True, "debug")
     runner.invoke(app, ["-h"])
     assert (_out.quiet, _out.level, _out.log_level) == (False, None, logging.WARNING)
+
+
+@pytest.mark.parametrize(
+    ("level", "preset", "expected"),
+    [
+        (logging.WARNING, None, "NONE"),
+        (logging.INFO, None, "NONE"),
+        (logging.DEBUG, None, None),  # the debug log shows gRPC's own lines
+        (logging.WARNING, "ERROR", "ERROR"),  # a variable the user set wins
+    ],
+)
+def test_grpc_core_is_silenced_unless_debugging(
+    monkeypatch: pytest.MonkeyPatch, level: int, preset: str | None, expected: str | None
+) -> None:
+    from headwater.ingest.logs import quiet_native_libraries
+
+    if preset is None:
+        monkeypatch.delenv("GRPC_VERBOSITY", raising=False)
+    else:
+        monkeypatch.setenv("GRPC_VERBOSITY", preset)
+    monkeypatch.delenv("GRPC_TRACE", raising=False)
+    quiet_native_libraries(level)
+    assert os.environ.get("GRPC_VERBOSITY") == expected
