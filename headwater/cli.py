@@ -6,9 +6,14 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -24,7 +29,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from headwater import __version__
 from headwater.config import HeadwaterConfig, load_config
@@ -34,21 +39,102 @@ from headwater.ingest.errors import (
     HeadwaterError,
     host_error,
 )
+from headwater.ingest.logs import Routing
 from headwater.ingest.models import SearchMode
 from headwater.ingest.report import SyncReport
 from headwater.ingest.source import is_url, redact_url
 
 console = Console()
-err = Console(stderr=True)
-_verbose = False
-"""Whether errors show their traceback (-v)."""
+err = Console(stderr=True, soft_wrap=True)
+note = Console(stderr=True, soft_wrap=True)
+"""What a run narrates on stderr (its start, heartbeats, warnings); silent with --quiet."""
 
 
-class _Commands(TyperGroup):
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+    @property
+    def number(self) -> int:
+        return int(getattr(logging, self.name.upper()))
+
+
+@dataclass
+class _Output:
+    """What the common options asked for; set while the command line is parsed."""
+
+    level: LogLevel | None = None
+    verbose: bool = False
+    quiet: bool = False
+
+    @property
+    def log_level(self) -> int:
+        if self.level is not None:
+            return self.level.number
+        if self.verbose:
+            return logging.INFO
+        return logging.ERROR if self.quiet else logging.WARNING
+
+    @property
+    def tracebacks(self) -> bool:
+        return self.log_level <= logging.INFO
+
+    routing: Routing | None = None
+
+    def reset(self) -> None:
+        """Back to the defaults, and the logging as it was before the command."""
+        self.level, self.verbose, self.quiet = None, False, False
+        note.quiet = console.quiet = False
+        if self.routing is not None:
+            self.routing.undo()
+            self.routing = None
+
+
+_out = _Output()
+
+COMMON_OPTIONS = ("verbose", "log_level", "quiet")
+"""The options every command takes, before or after its name (`headwater sync --quiet`)."""
+
+
+class _CleanHelp:
+    """Flags show no `<bool>` in the help: a flag takes no value to describe."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_CleanHelp, TyperCommand):
+    pass
+
+
+class _Commands(_CleanHelp, TyperGroup):
     """Every error a user can cause ends in one or two lines and its own exit code:
     2 for the config (or the store it names), 3 for the machine (a full disk, a read-only
     state folder, a model that cannot be loaded); 1 stays "files failed" (or drift).
     The traceback is shown only with -v."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The common options are declared once, on the callback; each command takes them
+        # too. Their values go to `_out` through their callbacks, not to the functions.
+        common = [p for p in self.params if p.name in COMMON_OPTIONS]
+        for param in common:
+            param.expose_value = False
+        for command in self.commands.values():
+            command.params.extend(common)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # One process may run several command lines (tests, an embedding application):
+        # each starts from the defaults. The logging stays routed until then, for what
+        # libraries log while the process exits.
+        _out.reset()
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -64,7 +150,7 @@ class _Commands(TyperGroup):
 
 def _fail(exc: BaseException, code: int) -> NoReturn:
     """Called in an `except` block: one message, the traceback only with -v."""
-    if _verbose:
+    if _out.tracebacks:
         err.print_exception(show_locals=False)
     err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -79,13 +165,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+command = partial(app.command, cls=_Command)
 
 
 def _version(show: bool) -> None:
     if show:
         print(f"headwater {__version__}")
         raise typer.Exit()
+
+
+def _set_verbose(value: bool) -> None:
+    _out.verbose = _out.verbose or value
+
+
+def _set_quiet(value: bool) -> None:
+    _out.quiet = _out.quiet or value
+
+
+def _set_level(value: LogLevel | None) -> None:
+    if value is not None:
+        _out.level = value
 
 
 @app.callback()
@@ -100,12 +201,36 @@ def _main(
         ),
     ] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log more; show tracebacks of errors.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            callback=_set_verbose,
+            help="Log more (--log-level info, other libraries' warnings included) and show "
+            "the traceback of an error.",
+        ),
+    ] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level",
+            callback=_set_level,
+            metavar="LEVEL",
+            case_sensitive=False,
+            help="debug, info, warning (the default) or error. Other libraries' messages "
+            "(pdfminer, pypdf, gRPC) are the debug log: info shows their warnings, debug all.",
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            callback=_set_quiet,
+            help="Print only errors, and what was asked for (query results, --json).",
+        ),
     ] = False,
 ) -> None:
     """Keep a vector knowledge base in step with your documents."""
-    global _verbose
-    _verbose = verbose
 
 
 ConfigOption = Annotated[
@@ -116,34 +241,28 @@ ConfigOption = Annotated[
 ]
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(*, narrates: bool = False) -> None:
+    """Route log records at the level the common options asked for: Headwater's own at
+    their level, other libraries' (and gRPC's C core) only in the debug log. With --quiet,
+    a command that `narrates` (its stdout tells what it did) prints only errors."""
     from rich.logging import RichHandler
 
-    global _verbose
-    _verbose = _verbose or verbose
-    verbose = _verbose
+    from headwater.ingest.logs import route_logs
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
-    )
-    # Client libraries log retries and internals at WARNING; our own messages say what matters.
-    for noisy in (
-        "pymilvus",
-        "unstructured",
-        "sentence_transformers",
-        "transformers",
-        "huggingface_hub",
-        "httpx",
-    ):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    level = _out.log_level
+    note.quiet = _out.quiet
+    console.quiet = _out.quiet and narrates
+    if _out.routing is not None:
+        _out.routing.undo()
+    _out.routing = route_logs(level, RichHandler(console=err, show_path=False, show_time=False))
     # Milvus Lite logs a whole traceback when it cannot open its file; ours says why.
-    logging.getLogger("milvus_lite").setLevel(logging.ERROR if verbose else logging.CRITICAL)
-    # A [cluster]'s scheduler and nannies narrate every start and stop at INFO; a lost
-    # worker is a WARNING, and stays. Set through Dask's config, which distributed reads
-    # (and applies) when it is first imported.
-    if not verbose:
+    logging.getLogger("milvus_lite").setLevel(
+        logging.DEBUG if level <= logging.DEBUG else logging.CRITICAL
+    )
+    if level > logging.INFO:
+        # A [cluster]'s scheduler and nannies narrate every start and stop at INFO; a lost
+        # worker is a WARNING, and stays. Set through Dask's config, which distributed reads
+        # (and applies) when it is first imported.
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
         # The hub client sets its own loggers' level when first imported (after this), and
         # would print every retry of an unreachable hub twice; the load error says it all.
@@ -155,29 +274,73 @@ def _config(path: Path | None) -> HeadwaterConfig:
     return load_config(path)
 
 
+HEARTBEAT_SECONDS = 30.0
+"""How often a run without bars (--json, or stderr not a terminal) says where it is."""
+
+
 @contextmanager
-def _progress(disable: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """A progress callback drawing one bar per stage on stderr (when it is a terminal)."""
-    with Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=disable or not err.is_terminal,
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
+def _progress(
+    disable: bool, heartbeat: float = HEARTBEAT_SECONDS
+) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback drawing one bar per stage on stderr when it is a terminal;
+    otherwise (and with --json) a heartbeat line on stderr every `heartbeat` seconds."""
+    from headwater.progress import Tally
 
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+    bars = not disable and err.is_terminal and not _out.quiet
+    tally = Tally()
+    stop = threading.Event()
 
-        yield progress
+    def beat() -> None:
+        while not stop.wait(heartbeat):
+            note.print(f"[dim]…[/] {tally.line()}", highlight=False)
+
+    beating = None
+    if not bars and not _out.quiet and heartbeat > 0:
+        beating = threading.Thread(target=beat, name="headwater-heartbeat", daemon=True)
+        beating.start()
+    try:
+        with Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not bars,
+        ) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                tally.update(stage, done, total)
+                # A stage reported batch by batch (embed) shows its count over the run.
+                done, total = tally.counts(stage)
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            yield progress
+    finally:
+        stop.set()
+        if beating is not None:
+            beating.join()
 
 
-@app.command()
+def _starting(cfg: HeadwaterConfig) -> str:
+    """What the first seconds of a sync are spent on, before any bar moves."""
+    workers = cfg.loading.workers
+    parsers = (
+        f"starting {workers} parser worker{'s' if workers != 1 else ''}"
+        if workers
+        else "parsing in this process"
+    )
+    sources = len(cfg.sources)
+    return (
+        f"Listing {sources} source{'s' if sources != 1 else ''}, loading the embedding model "
+        f"({cfg.embedding.model}) and {parsers}…"
+    )
+
+
+@command()
 def sync(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report object.")] = False,
@@ -189,14 +352,18 @@ def sync(
             help="Parse again the files that failed on their content and have not changed.",
         ),
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    heartbeat: Annotated[
+        float,
+        typer.Option("--heartbeat", hidden=True, help="Seconds between heartbeat lines."),
+    ] = HEARTBEAT_SECONDS,
 ) -> None:
     """Bring the store in step with the sources: embed what is new, delete what is gone."""
     from headwater.compose import build_engine
 
-    _setup_logging(verbose)
+    _setup_logging(narrates=True)
     cfg = _config(config)
-    with _progress(disable=as_json) as progress:
+    note.print(_starting(cfg), highlight=False)
+    with _progress(disable=as_json, heartbeat=heartbeat) as progress:
         engine = build_engine(cfg, progress=progress)
         try:
             report = engine.run(wait=wait, retry_failed=retry_failed)
@@ -210,6 +377,7 @@ def sync(
 
 
 def _print_summary(report: SyncReport) -> None:
+    """The counts and times on stdout, failures on stderr; with --quiet, only failures."""
     files, chunks = report.file_counts(), report.chunk_counts()
     console.print(
         "files: "
@@ -217,15 +385,44 @@ def _print_summary(report: SyncReport) -> None:
         + f"\nchunks: {chunks['embedded']} embedded, {chunks['written']} written, "
         f"{chunks['deleted']} deleted"
     )
-    stages = ", ".join(f"{k} {v:.2f}s" for k, v in report.stage_seconds.items())
-    console.print(f"time: {report.wall_seconds:.2f}s ({stages})")
+    console.print(report.times(), highlight=False, soft_wrap=True)
     for name, reason in report.source_errors.items():
         err.print(f"[red]source {name} not listed:[/] {reason}")
     for f in report.failures:
         stale = f" (stale: its last good {f.chunks} chunks stay in the store)" if f.stale else ""
         err.print(f"[red]failed[/] {f.source_id}: {f.reason}{stale}", highlight=False)
     for warning in report.warnings():
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        note.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def listed(args: list[str]) -> list[str]:
+    """Values given comma-separated, repeated, or both: `-t pdf,docx -t md`."""
+    return [v.strip() for arg in args for v in arg.split(",") if v.strip()]
+
+
+def parse_file_types(args: list[str]) -> tuple[str, ...]:
+    """`--file-type` values as stored: lower case, without a leading dot."""
+    return tuple(dict.fromkeys(v.lower().lstrip(".") for v in listed(args)))
+
+
+def parse_pages(args: list[str]) -> tuple[int, ...]:
+    """`--page` values: page numbers and ranges (`4-6`), 1-based."""
+    out: list[int] = []
+    for value in listed(args):
+        first, _, last = value.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{value!r} is not a page number or a range like 4-6", param_hint="--page"
+            ) from None
+        if low < 1 or high < low:
+            raise typer.BadParameter(
+                f"{value!r}: pages count from 1, a range from low to high",
+                param_hint="--page",
+            )
+        out.extend(range(low, high + 1))
+    return tuple(dict.fromkeys(out))
 
 
 T = TypeVar("T")
@@ -259,12 +456,12 @@ def _when_free(cfg: HeadwaterConfig, read: Callable[[], T], wait: float) -> T:
                     "`headwater migrate`)."
                 ) from None
             if not told:
-                err.print(f"{exc}; waiting up to {wait:g}s for it to be released")
+                note.print(f"{exc}; waiting up to {wait:g}s for it to be released")
                 told = True
             time.sleep(0.5)
 
 
-@app.command()
+@command()
 def query(
     text: Annotated[str, typer.Argument(help="What to search for.")],
     k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 5,
@@ -282,19 +479,39 @@ def query(
             "(both, fused). Default: the config's search.mode.",
         ),
     ] = None,
+    file_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--file-type",
+            "-t",
+            metavar="TYPES",
+            help="Only documents of these types (pdf, docx, md, ...): comma-separated or repeated.",
+        ),
+    ] = None,
+    page: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--page",
+            "-p",
+            metavar="PAGES",
+            help="Only chunks on these pages (1-based; 3, 2,5 or 4-6): comma-separated or "
+            "repeated.",
+        ),
+    ] = None,
 ) -> None:
     """Search the store: rank, score, source, page and a snippet per result."""
     from headwater.api import KnowledgeBase, hit_metadata
     from headwater.ingest.models import QueryFilter
 
-    _setup_logging(False)
+    _setup_logging()
+    filters = QueryFilter(
+        source_glob=source,
+        file_types=parse_file_types(file_type or []),
+        pages=parse_pages(page or []),
+    )
     cfg = _config(config)
     with KnowledgeBase(cfg) as kb:
-        hits = _when_free(
-            cfg,
-            lambda: kb.search(text, k=k, filters=QueryFilter(source_glob=source), mode=mode),
-            wait,
-        )
+        hits = _when_free(cfg, lambda: kb.search(text, k=k, filters=filters, mode=mode), wait)
     if as_json:
         print(
             json.dumps(
@@ -323,7 +540,7 @@ def query(
     console.print(table)
 
 
-@app.command()
+@command()
 def migrate(
     to: Annotated[
         Path, typer.Option("--to", help="Config file of the store to copy into.", exists=True)
@@ -337,7 +554,7 @@ def migrate(
     from headwater.compose import build_state
     from headwater.ingest.migrate import migrate as run_migration
 
-    _setup_logging(False)
+    _setup_logging(narrates=True)
     source, destination = build_state(_config(config)), build_state(load_config(to))
     with _progress(disable=as_json) as progress:
         report = run_migration(source, destination, batch_size=batch_size, progress=progress)
@@ -358,7 +575,7 @@ def migrate(
     )
 
 
-@app.command()
+@command()
 def verify(
     repair: Annotated[
         bool,
@@ -375,7 +592,7 @@ def verify(
     from headwater.compose import build_state
     from headwater.ingest.verify import verify as run_verify
 
-    _setup_logging(False)
+    _setup_logging(narrates=True)
     state = build_state(_config(config))
     try:
         report = run_verify(state, repair=repair)
@@ -398,35 +615,79 @@ def verify(
     raise typer.Exit(0 if report.ok or report.repaired else 1)
 
 
-@app.command()
-def status(config: ConfigOption = None, wait: BUSY_WAIT = 120) -> None:
+@command()
+def status(
+    config: ConfigOption = None,
+    wait: BUSY_WAIT = 120,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
     """What is configured and what the manifest and store hold."""
     from headwater.compose import build_state
 
-    _setup_logging(False)
+    _setup_logging()
     cfg = _config(config)
     state = build_state(cfg)
     try:
         running = state.sync_running()
         docs, chunks = state.manifest.counts()
         last = state.manifest.last_commit()
+        failed = len(state.manifest.failures())
         stored = _when_free(cfg, state.store.count, wait)
     finally:
         state.close()
+    sources = [
+        {
+            "name": s.name,
+            "path": redact_url(s.path) if is_url(s.path) else str(cfg.resolve(s.path)),
+            "include": s.include,
+            "exclude": s.exclude,
+        }
+        for s in cfg.sources
+    ]
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "store": state.describe,
+                    "model": cfg.embedding.model,
+                    "device": cfg.embedding.device,
+                    "state_dir": str(cfg.state_dir),
+                    "sources": sources,
+                    "manifest": {
+                        "documents": docs,
+                        "chunks": chunks,
+                        "failed_files": failed,
+                        "last_change": _iso(last) if last else None,
+                    },
+                    "sync_running": running,
+                    "store_chunks": stored,
+                    "in_step": stored == chunks,
+                },
+                indent=2,
+            )
+        )
+        return
     console.print(f"store: {state.describe}")
     console.print(f"model: {cfg.embedding.model} (device {cfg.embedding.device})")
     console.print(f"state: {cfg.state_dir}")
-    for s in cfg.sources:
-        where = redact_url(s.path) if is_url(s.path) else cfg.resolve(s.path)
-        console.print(f"source {s.name}: {where} include={s.include} exclude={s.exclude}")
+    for src in sources:
+        console.print(
+            f"source {src['name']}: {src['path']} include={src['include']} exclude={src['exclude']}"
+        )
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last else "never"
     console.print(f"manifest: {docs} documents, {chunks} chunks; last change {when}")
+    if failed:
+        console.print(f"failed: {failed} file(s) remembered as failing on their content")
     if running:
         console.print("sync: one is running now (the figures may change when it ends)")
     console.print(
         f"store holds: {stored} chunks"
         + ("" if stored == chunks else "  [yellow](differs from manifest)[/]")
     )
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")
 
 
 def _flows(what: str) -> None:
@@ -439,7 +700,7 @@ def _flows(what: str) -> None:
         raise MissingExtraError(what, "prefect")
 
 
-@app.command()
+@command()
 def serve(config: ConfigOption = None) -> None:
     """Serve the config's Prefect deployments (schedules, file-event trigger) until Ctrl-C.
 
@@ -449,7 +710,7 @@ def serve(config: ConfigOption = None) -> None:
     from headwater.flows.deployments import serve as serve_deployments
     from headwater.flows.sync import config_file
 
-    _setup_logging(False)
+    _setup_logging()
     cfg = _config(config)
     path = config_file(str(config) if config else None)
     if path is None:
@@ -457,7 +718,7 @@ def serve(config: ConfigOption = None) -> None:
     serve_deployments(cfg, path)
 
 
-@app.command()
+@command()
 def watch(
     config: ConfigOption = None,
     in_process: Annotated[
@@ -476,7 +737,7 @@ def watch(
     """
     from headwater.flows.watch import EventEmitter, InProcessRunner, batches
 
-    _setup_logging(False)
+    _setup_logging(narrates=True)
     cfg = _config(config)
     use_prefect = False
     if not in_process:
@@ -495,13 +756,13 @@ def watch(
         if path is None:
             raise HeadwaterError("`headwater watch` sends events for a config file: pass --config")
         emit = EventEmitter(path)
-        err.print(f"watching; each batch goes to Prefect as an event about {path}")
+        note.print(f"watching; each batch goes to Prefect as an event about {path}")
         for ids in batches(cfg):
             emit(ids)
-            err.print(f"sent {len(ids)} changed file(s): {', '.join(ids[:5])}")
+            note.print(f"sent {len(ids)} changed file(s): {', '.join(ids[:5])}")
         return
     run = InProcessRunner(cfg)
-    err.print("watching; syncing each batch in this process (no PREFECT_API_URL)")
+    note.print("watching; syncing each batch in this process (no PREFECT_API_URL)")
     for ids in batches(cfg):
         try:
             report = run(ids)
@@ -514,7 +775,7 @@ def watch(
             _print_summary(report)
 
 
-@app.command("eval")
+@command("eval")
 def evaluate(
     questions: Annotated[
         Path,
@@ -570,11 +831,11 @@ def evaluate(
     from headwater.compose import build_evaluation
     from headwater.ingest.evaluation import CONVENTIONS, EvalError, select_variants, write_plot
 
-    _setup_logging(False)
+    _setup_logging()
     if convention not in CONVENTIONS:
         raise EvalError(f"--convention must be one of {', '.join(CONVENTIONS)}, not {convention!r}")
     cfg = _config(config)
-    names = [n.strip() for arg in strategies or [] for n in arg.split(",") if n.strip()]
+    names = listed(strategies or [])
     variants = select_variants(cfg.eval, names)
     with _progress(disable=as_json or markdown) as progress:
         evaluation = build_evaluation(

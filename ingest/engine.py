@@ -12,7 +12,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from headwater.ingest.config import LoadingConfig
@@ -227,6 +227,8 @@ class SyncEngine:
                     batch.files.append(result)
                     batch.chunks += len(result.chunks)
                 else:
+                    # A file that failed after parsing for a while still took load time.
+                    report.stage_seconds["load"] += result.load_seconds or 0.0
                     batch.failures.append((item, result))
                 self.progress("load", done, len(items))
                 if batch.chunks >= FLUSH_CHUNKS:
@@ -397,6 +399,7 @@ def _outcome(item: PlannedFile, future: Future[Prepared]) -> Prepared:
         result: Prepared = future.result()
         return result
     except HeadwaterError as exc:
-        return failure(item, str(exc))
+        # A worker that hit its time limit spent it on the file: the load stage's time.
+        return replace(failure(item, str(exc)), load_seconds=getattr(exc, "seconds", None))
     except Exception as exc:
         return failure(item, f"parser failed: {type(exc).__name__}: {exc}")

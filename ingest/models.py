@@ -293,3 +293,5 @@ class FileResult:
     permanent: bool = False
     """FAILED because of its content (see `LoadError.permanent`), not a read error, a time
     or memory limit, or a crash, which are tried again on every run."""
+    load_seconds: float | None = None
+    """FAILED after reading or parsing for this long (counted in the load stage's time)."""

@@ -128,10 +128,15 @@ class Preparer:
 
     def prepare_one(self, item: PlannedFile) -> Prepared:
         """Like `prepare`, but a bad file comes back as a FAILED result."""
+        t0 = time.perf_counter()
         try:
             return self.prepare(item)
         except LoadError as exc:
-            return failure(item, exc.reason, permanent=exc.permanent)
+            # The time went into the load stage even though no chunks came of it.
+            return replace(
+                failure(item, exc.reason, permanent=exc.permanent),
+                load_seconds=time.perf_counter() - t0,
+            )
 
 
 class ContextChunker:

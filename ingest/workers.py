@@ -10,6 +10,7 @@ is reported with the limit it broke.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import resource
 import signal
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 from headwater.ingest.config import LoadingConfig
 from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.executors import InProcessExecutor
+from headwater.ingest.logs import route_logs
 
 T = TypeVar("T")
 
@@ -32,6 +34,9 @@ _PRELOAD = ["headwater.ingest.prepare", "headwater.ingest.loading", "unstructure
 
 class ParseLimitError(HeadwaterError):
     """A file broke a worker's time or memory limit, or killed its worker."""
+
+    seconds: float | None = None
+    """How long the worker spent on the file, when known (its time limit)."""
 
 
 def executor_for(config: LoadingConfig) -> Executor:
@@ -51,9 +56,12 @@ def _context() -> BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _start_worker(max_memory_mb: int) -> None:
+def _start_worker(max_memory_mb: int, log_level: int = logging.WARNING) -> None:
     # Ctrl-C goes to the whole process group; the parent decides what happens.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parsers' own warnings ("incorrect startxref pointer") are the debug log here too;
+    # without a handler, Python would print every one of them on stderr.
+    route_logs(log_level)
     # A hard cap on the heap (inherited by pandoc or tesseract started from here), so a
     # runaway allocation fails fast with MemoryError instead of pushing the machine into
     # swap.
@@ -93,7 +101,7 @@ class ParserPool(Executor):
                 self._pool = ProcessPool(
                     max_workers=self.workers,
                     initializer=_start_worker,
-                    initargs=(self.max_memory_mb,),
+                    initargs=(self.max_memory_mb, logging.getLogger().getEffectiveLevel()),
                     context=_context(),
                 )
             inner = self._pool.schedule(fn, args=args, kwargs=kwargs, timeout=self.timeout_s)
@@ -108,12 +116,12 @@ class ParserPool(Executor):
         try:
             outer.set_result(inner.result())
         except FutureTimeout:
-            outer.set_exception(
-                ParseLimitError(
-                    f"parsing took longer than {self.timeout_s:g} s; raise loading.timeout_s "
-                    "to give big files more time"
-                )
+            slow = ParseLimitError(
+                f"parsing took longer than {self.timeout_s:g} s; raise loading.timeout_s "
+                "to give big files more time"
             )
+            slow.seconds = self.timeout_s
+            outer.set_exception(slow)
         except MemoryError:
             outer.set_exception(
                 ParseLimitError(

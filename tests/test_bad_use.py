@@ -36,8 +36,12 @@ def cli(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
 
 
+NARRATION = ("Listing ", "… ")
+"""How `sync` starts (what its first seconds go to) and its heartbeats: not the error."""
+
+
 def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.strip()]
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(NARRATION)]
 
 
 def write_config(tmp_path: Path, docs: Path, state: Path, backend: str = "faiss") -> Path:

@@ -80,10 +80,43 @@ def test_sync_json_query_and_status(project: Path) -> None:
     bad = headwater("query", "x", "--mode", "bm25", cwd=project)
     assert bad.returncode != 0 and "dense" in bad.stderr and "lexical" in bad.stderr
 
+    # Filters by file type and page, comma-separated or repeated.
+    def paths_and_pages(*args: str) -> list[tuple[str, list[int]]]:
+        out = headwater("query", "receipts and travel", "-k", "20", "--json", *args, cwd=project)
+        assert out.returncode == 0, out.stderr
+        return [(h["path"], h["pages"]) for h in json.loads(out.stdout)]
+
+    unfiltered = paths_and_pages()
+    assert {p for p, _ in unfiltered} > {"policies/expenses.pdf"}
+    pdf_only = paths_and_pages("--file-type", "pdf")
+    assert pdf_only and {p for p, _ in pdf_only} == {"policies/expenses.pdf"}
+    others = paths_and_pages("-t", "docx,TXT")
+    assert others and {p for p, _ in others} == {
+        "policies/leave-policy.docx",
+        "it/security-faq.txt",
+    }
+    page_3 = paths_and_pages("--file-type", "pdf", "--page", "3")
+    assert page_3 and all(3 in pages for _, pages in page_3)
+    assert len(page_3) < len(pdf_only)
+    pages_2_4 = paths_and_pages("--page", "2", "--page", "4")
+    assert pages_2_4 and all({2, 4} & set(pages) for _, pages in pages_2_4)
+    bad_page = headwater("query", "x", "--page", "0", cwd=project)
+    assert bad_page.returncode == 2 and "--page" in bad_page.stderr
+
     st = headwater("status", cwd=project)
     assert st.returncode == 0, st.stderr
     assert f"manifest: 3 documents, {report['chunks']['written']} chunks" in st.stdout
     assert f"store holds: {report['chunks']['written']} chunks" in st.stdout
+    st_json = headwater("status", "--json", cwd=project)
+    assert st_json.returncode == 0, st_json.stderr
+    status = json.loads(st_json.stdout)
+    written = report["chunks"]["written"]
+    assert status["manifest"]["documents"] == 3
+    assert status["manifest"]["chunks"] == status["store_chunks"] == written
+    assert status["in_step"] is True and status["sync_running"] is False
+    assert status["manifest"]["last_change"] and status["manifest"]["failed_files"] == 0
+    assert [s["name"] for s in status["sources"]] == ["docs"]
+    assert status["store"].startswith("milvus")
 
 
 def test_failures_are_listed_and_exit_nonzero(project: Path) -> None:

@@ -211,3 +211,17 @@ def test_sample_queries_find_their_documents(
     )
     assert top3 == len(sample_queries), misses
     assert top1 >= 0.9 * len(sample_queries), misses
+
+
+def test_files_that_fail_after_parsing_count_in_the_load_time(
+    tmp_path: Path, engine_factory: Factory
+) -> None:
+    root = tmp_path / "only-bad"
+    root.mkdir()
+    (root / "broken.pdf").write_bytes(b"%PDF-1.7\n this is not really a pdf")
+    report = engine_factory(root).run()
+    assert [f.path for f in report.failures] == ["broken.pdf"]
+    # The parser's time was spent even though no chunk came of it (it read 0.00s).
+    assert report.failures[0].load_seconds is not None
+    assert report.stage_seconds["load"] == pytest.approx(report.failures[0].load_seconds)
+    assert report.stage_seconds["load"] > 0

@@ -20,6 +20,7 @@ from headwater.ingest.errors import (
     StoreUnavailableError,
     redact,
 )
+from headwater.ingest.logs import adopt
 from headwater.ingest.models import (
     Chunk,
     ChunkMetadata,
@@ -260,6 +261,9 @@ class MilvusStore(VectorStore):
                 from pymilvus import MilvusClient
             except ImportError:
                 raise MissingExtraError("The Milvus store", "milvus") from None
+            # pymilvus prints its retries on stderr through a handler of its own; our errors
+            # say what failed, and the application's logging decides where its records go.
+            adopt("pymilvus")
             uri = self.uri
             kwargs: dict[str, Any] = {"uri": uri, "timeout": self.config.timeout}
             if self.is_lite(uri):
