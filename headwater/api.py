@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from headwater.compose import build_embedder, build_engine, build_store
+from headwater.compose import build_embedder, build_engine, build_query_encoder, build_store
 from headwater.config import HeadwaterConfig, load_config
 from headwater.ingest.errors import StoreError
 from headwater.ingest.models import QueryHit, SearchMode
@@ -26,6 +26,7 @@ from headwater.ingest.store import LexicalSearchUnsupportedError
 
 if TYPE_CHECKING:
     from headwater.ingest.embedding import Embedder
+    from headwater.ingest.query_encoder import QueryEmbedder
     from headwater.ingest.report import SyncReport
     from headwater.ingest.store import VectorStore
 
@@ -69,6 +70,14 @@ class KnowledgeBase:
         return self._embedder or build_embedder(self.config)
 
     @cached_property
+    def query_encoder(self) -> QueryEmbedder:
+        """What encodes queries: a model handed in, else ``embedding.query_runtime``'s
+        choice (ONNX Runtime without torch when the model's export matches it)."""
+        if self._embedder is not None:
+            return self._embedder
+        return build_query_encoder(self.config, lambda: self.embedder)
+
+    @cached_property
     def store(self) -> VectorStore:
         return self._store or build_store(self.config)
 
@@ -92,7 +101,7 @@ class KnowledgeBase:
             return search_store(
                 self.store,
                 text,
-                lambda query: self.embedder.embed_query(query),  # lexical loads no model
+                lambda query: self.query_encoder.embed_query(query),  # lexical loads no model
                 k=k,
                 filters=query_filter,
                 mode=how,
