@@ -126,7 +126,7 @@ def test_a_failed_check_means_torch_in_auto_and_an_error_in_onnx(tmp_path: Path)
     auto = QueryEncoder(EmbeddingConfig(), tmp_path, no_torch)
     assert auto.runtime == "torch"
     strict = QueryEncoder(EmbeddingConfig(query_runtime="onnx"), tmp_path, no_torch)
-    with pytest.raises(ModelLoadError, match="embedding.query_runtime"):
+    with pytest.raises(ModelLoadError, match=r"embedding\.query_runtime"):
         _ = strict.runtime
 
 
