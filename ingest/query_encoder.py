@@ -413,6 +413,20 @@ class QueryEncoder:
                 self._runtime = self._decide()
             return self._runtime
 
+    def prepared(self) -> bool:
+        """Whether queries will run on an export that exists and passed its check: no
+        torch, no export to make (reads only file metadata and ``info.json``)."""
+        if self._runtime is not None:
+            return self._runtime == "onnx"
+        if self.config.query_runtime == "torch":
+            return False
+        folder = model_folder(self.config.model)
+        if folder is None:
+            return False
+        stamp = fingerprint(folder)
+        info = read_export(export_path(self.state_dir, self.config.model, folder, stamp))
+        return choose_runtime(self.config.query_runtime, info) == "onnx"
+
     def embed_query(self, text: str) -> list[float]:
         if self.runtime == "onnx" and self._onnx is not None:
             return self._onnx.embed_query(text)

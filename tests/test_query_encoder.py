@@ -124,6 +124,7 @@ def test_a_failed_check_means_torch_in_auto_and_an_error_in_onnx(tmp_path: Path)
         raise AssertionError("the runtime is decided without loading the torch model")
 
     auto = QueryEncoder(EmbeddingConfig(), tmp_path, no_torch)
+    assert not auto.prepared()
     assert auto.runtime == "torch"
     strict = QueryEncoder(EmbeddingConfig(query_runtime="onnx"), tmp_path, no_torch)
     with pytest.raises(ModelLoadError, match=r"embedding\.query_runtime"):
@@ -197,7 +198,7 @@ def test_onnx_ranks_the_shipped_questions_as_torch_does(
 ) -> None:
     # The whole sample_docs store; the export made by the project's first query.
     onnx = QueryEncoder(EmbeddingConfig(device="cpu"), project / ".headwater", lambda: embedder)
-    assert onnx.runtime == "onnx"
+    assert onnx.prepared() and onnx.runtime == "onnx"
     with (
         KnowledgeBase(synced_config, embedder=embedder) as torch_kb,
         KnowledgeBase(synced_config) as onnx_kb,
