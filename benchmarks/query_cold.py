@@ -238,7 +238,13 @@ def write(result: dict[str, Any], out: Path) -> None:
         "CPU s: user + system time of the query process, a stand-in for wall time on an idle "
         "machine when the load average is above the core count.",
         "",
-        "Same top 5 (every question of tests/fixtures/eval_sample_docs.json, "
+        "Same top 5"
+        + (
+            f" (measured {result['top5_date']}, same store and export)"
+            if "top5_date" in result
+            else ""
+        )
+        + " (every question of tests/fixtures/eval_sample_docs.json, "
         "tests/fixtures/sample_queries.json and benchmarks/eval/bench_questions.json, dense and "
         "hybrid):",
         "",
@@ -248,7 +254,7 @@ def write(result: dict[str, Any], out: Path) -> None:
     for r in result["top5"]:
         lines.append(
             f"| {r['backend']} | {r['questions']} | {r['rankings']} | {r['same_top5']} | "
-            f"{r['min_cosine']:.7f} | {r['mean_cosine']:.7f} |"
+            f"{r['min_cosine']:.12f} | {r['mean_cosine']:.12f} |"
         )
     (out / "query_cold.md").write_text("\n".join(lines) + "\n")
 
@@ -260,6 +266,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--skip-top5", action="store_true")
+    parser.add_argument(
+        "--top5-from",
+        type=Path,
+        help="Take the top-5 check from an earlier query_cold.json (timings only measured now).",
+    )
     args = parser.parse_args()
     configs = prepare(args.corpus.resolve(), args.work)
     result: dict[str, Any] = {
@@ -268,8 +279,12 @@ def main() -> None:
         "runs": args.runs,
         "chunks": chunk_count(configs["faiss"]),
         "rows": measure(configs, args.work, args.runs),
-        "top5": [] if args.skip_top5 else same_top5(configs),
+        "top5": [] if args.skip_top5 or args.top5_from else same_top5(configs),
     }
+    if args.top5_from:
+        earlier = json.loads(args.top5_from.read_text())
+        result["top5"] = earlier["top5"]
+        result["top5_date"] = earlier["date"]
     write(result, args.out)
 
 
