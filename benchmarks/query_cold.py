@@ -248,13 +248,13 @@ def write(result: dict[str, Any], out: Path) -> None:
         "tests/fixtures/sample_queries.json and benchmarks/eval/bench_questions.json, dense and "
         "hybrid):",
         "",
-        "| backend | questions | rankings | identical top 5 | min cosine | mean cosine |",
+        "| backend | questions | rankings | identical top 5 | 1 - min cosine | 1 - mean cosine |",
         "|---|---|---|---|---|---|",
     ]
     for r in result["top5"]:
         lines.append(
             f"| {r['backend']} | {r['questions']} | {r['rankings']} | {r['same_top5']} | "
-            f"{r['min_cosine']:.12f} | {r['mean_cosine']:.12f} |"
+            f"{1 - r['min_cosine']:.1e} | {1 - r['mean_cosine']:.1e} |"
         )
     (out / "query_cold.md").write_text("\n".join(lines) + "\n")
 
