@@ -262,6 +262,18 @@ def export_model(model: str, folder: Path, dest: Path, stamp: str) -> ExportInfo
     Loads torch and the model on CPU; `dest` appears whole (a failed check leaves only
     ``info.json``, so it is not tried again for the same files).
     """
+    # A state folder that cannot be written fails here, before the model is loaded.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}-{threading.get_ident()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        return _export(model, folder, tmp, dest, stamp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _export(model: str, folder: Path, tmp: Path, dest: Path, stamp: str) -> ExportInfo:
     import onnxruntime
     import sentence_transformers
     import torch
@@ -291,65 +303,56 @@ def export_model(model: str, folder: Path, dest: Path, stamp: str) -> ExportInfo
             ]
             return out
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}-{threading.get_ident()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        axes = {n: {0: "batch", 1: "tokens"} for n in names}
-        # The tracer warns of Python branches on shapes; the probes' check is the real test.
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                Forward().eval(),
-                tuple(sample[n] for n in names),
-                str(tmp / "model.onnx"),
-                input_names=names,
-                output_names=["sentence_embedding"],
-                dynamic_axes={**axes, "sentence_embedding": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        st.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-        first = st[0]
-        info = ExportInfo(
-            format=EXPORT_FORMAT,
-            model=model,
-            folder=str(folder),
-            fingerprint=stamp,
-            inputs=names,
-            max_length=int(st.max_seq_length or 512),
-            do_lower_case=bool(getattr(first, "do_lower_case", False)),
-            dimension=int(st.get_embedding_dimension() or 0),
-            check=ExportCheck(
-                probes=0, min_cosine=0, mean_cosine=0, same_rankings=False, passed=False
-            ),
-            seconds=0,
-            versions={
-                "torch": torch.__version__,
-                "sentence_transformers": sentence_transformers.__version__,
-                "onnxruntime": onnxruntime.__version__,
-            },
+    axes = {n: {0: "batch", 1: "tokens"} for n in names}
+    # The tracer warns of Python branches on shapes; the probes' check is the real test.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Forward().eval(),
+            tuple(sample[n] for n in names),
+            str(tmp / "model.onnx"),
+            input_names=names,
+            output_names=["sentence_embedding"],
+            dynamic_axes={**axes, "sentence_embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
         )
-        reference = st.encode(
-            list(PROBES), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
-        encoder = OnnxEncoder(tmp, info)
-        candidate = np.stack([encoder.embed(text) for text in PROBES])
-        del encoder
-        info.check = compare(np.asarray(reference, dtype=np.float32), candidate)
-        info.seconds = round(time.perf_counter() - started, 3)
-        if not info.check.passed:
-            # Nothing to load later; the record keeps auto from exporting on every query.
-            (tmp / "model.onnx").unlink()
-        _write_atomic(tmp / "info.json", info.model_dump_json(indent=2))
-        _publish(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    st.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+    first = st[0]
+    info = ExportInfo(
+        format=EXPORT_FORMAT,
+        model=model,
+        folder=str(folder),
+        fingerprint=stamp,
+        inputs=names,
+        max_length=int(st.max_seq_length or 512),
+        do_lower_case=bool(getattr(first, "do_lower_case", False)),
+        dimension=int(st.get_embedding_dimension() or 0),
+        check=ExportCheck(probes=0, min_cosine=0, mean_cosine=0, same_rankings=False, passed=False),
+        seconds=0,
+        versions={
+            "torch": torch.__version__,
+            "sentence_transformers": sentence_transformers.__version__,
+            "onnxruntime": onnxruntime.__version__,
+        },
+    )
+    reference = st.encode(
+        list(PROBES), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+    encoder = OnnxEncoder(tmp, info)
+    candidate = np.stack([encoder.embed(text) for text in PROBES])
+    del encoder
+    info.check = compare(np.asarray(reference, dtype=np.float32), candidate)
+    info.seconds = round(time.perf_counter() - started, 3)
+    if not info.check.passed:
+        # Nothing to load later; the record keeps auto from exporting on every query.
+        (tmp / "model.onnx").unlink()
+    _write_synced(tmp / "info.json", info.model_dump_json(indent=2))
+    _publish(tmp, dest)
     return info
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_synced(path: Path, text: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
