@@ -167,7 +167,7 @@ def read_export(path: Path) -> ExportInfo | None:
 
 
 def choose_runtime(setting: QueryRuntime, export: ExportInfo | None) -> str:
-    """ "onnx", "torch", or "export" (make the export first, then ask again)."""
+    """The runtime to use: "onnx", "torch", or "export" (make the export, then ask again)."""
     if setting == "torch":
         return "torch"
     if export is None:
@@ -410,7 +410,7 @@ class QueryEncoder:
 
     @property
     def runtime(self) -> str:
-        """ "onnx" or "torch": what encodes this encoder's queries (decided on first use)."""
+        """What encodes the queries, "onnx" or "torch" (decided on first use)."""
         with self._lock:
             if self._runtime is None:
                 self._runtime = self._decide()
