@@ -13,20 +13,23 @@ with KnowledgeBase.open("headwater.toml") as kb:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from headwater.compose import build_embedder, build_engine, build_store
+from headwater.compose import build_embedder, build_engine, build_query_encoder, build_store
 from headwater.config import HeadwaterConfig, load_config
 from headwater.ingest.errors import StoreError
 from headwater.ingest.models import QueryHit, SearchMode, VectorRecord
+from headwater.ingest.query_encoder import QueryEncoder
 from headwater.ingest.search import Filters, Mode, as_filter, as_mode, hit_metadata, search_store
 from headwater.ingest.store import LexicalSearchUnsupportedError
 
 if TYPE_CHECKING:
     from headwater.ingest.embedding import Embedder
+    from headwater.ingest.query_encoder import QueryEmbedder
     from headwater.ingest.report import SyncReport
     from headwater.ingest.store import VectorStore
 
@@ -53,6 +56,7 @@ class KnowledgeBase:
         self._store = store
         self._model_checked = False
         self._warned_dense = False
+        self._searched = False
 
     @classmethod
     def open(
@@ -68,6 +72,14 @@ class KnowledgeBase:
     @cached_property
     def embedder(self) -> Embedder:
         return self._embedder or build_embedder(self.config)
+
+    @cached_property
+    def query_encoder(self) -> QueryEmbedder:
+        """What encodes queries: a model handed in, else ``embedding.query_runtime``'s
+        choice (ONNX Runtime without torch when the model's export matches it)."""
+        if self._embedder is not None:
+            return self._embedder
+        return build_query_encoder(self.config, lambda: self.embedder)
 
     @cached_property
     def store(self) -> VectorStore:
@@ -93,14 +105,18 @@ class KnowledgeBase:
         query_filter = as_filter(filters)
         search = self.config.search
         chosen = as_mode(mode, search.mode)
+        embed = (
+            self._embedder_for(text, ahead=chosen is not SearchMode.LEXICAL)
+            if vector is None
+            else lambda _query: list(vector)
+        )
         self._check_model()
 
         def run(how: SearchMode) -> list[QueryHit]:
             return search_store(
                 self.store,
                 text,
-                # Lexical loads no model.
-                lambda query: self.embed_query(query) if vector is None else vector,
+                embed,  # lexical loads no model
                 k=k,
                 filters=query_filter,
                 mode=how,
@@ -134,7 +150,27 @@ class KnowledgeBase:
 
     def embed_query(self, text: str) -> list[float]:
         """`text` embedded as `search` embeds a query."""
-        return self.embedder.embed_query(text)
+        return self.query_encoder.embed_query(text)
+
+    def _embedder_for(self, text: str, *, ahead: bool) -> Callable[[str], list[float]]:
+        """Encodes queries; on the first search with a ready ONNX export, `text` is encoded
+        in a thread while the store opens. Cold, both take a few hundred milliseconds, and
+        loading the ONNX session releases the GIL, so on two cores they overlap. Torch is
+        never loaded ahead: a search that fails on the store must not wait for a model."""
+        first, self._searched = not self._searched, True
+        encoder = self.query_encoder
+        if not (first and ahead and isinstance(encoder, QueryEncoder) and encoder.prepared()):
+            return encoder.embed_query
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headwater-query")
+        pending = pool.submit(self.query_encoder.embed_query, text)
+        pool.shutdown(wait=False)
+
+        def embed(query: str) -> list[float]:
+            if query == text:
+                return pending.result()
+            return self.query_encoder.embed_query(query)
+
+        return embed
 
     def _check_model(self) -> None:
         # Vectors of another model with the same size would rank nonsense without an error.

@@ -7,24 +7,29 @@ first use.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
+from functools import cache, partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from headwater.connectors.registry import create_source, create_store
-from headwater.ingest.chunking.config import ChunkingConfig
-from headwater.ingest.config import EvalVariant, IngestConfig, StoreConfig
+from headwater.ingest.config import IngestConfig, StoreConfig
 from headwater.ingest.embedding import Embedder
-from headwater.ingest.embedding_cache import EmbeddingCache
-from headwater.ingest.engine import Progress, SyncEngine, loading_key
-from headwater.ingest.evaluation import Convention, Evaluation
-from headwater.ingest.executors import InProcessExecutor
-from headwater.ingest.prepare import Preparer
-from headwater.ingest.retry import RetryingStore
-from headwater.ingest.source import Source
-from headwater.ingest.state import KnowledgeState
-from headwater.ingest.store import VectorStore
-from headwater.ingest.workers import executor_for
+from headwater.ingest.query_encoder import QueryEncoder
+
+if TYPE_CHECKING:
+    # The sync's and the evaluation's parts load where they are built: `headwater query`
+    # pays for none of them.
+    from headwater.ingest.chunking.config import ChunkingConfig
+    from headwater.ingest.config import EvalVariant
+    from headwater.ingest.embedding_cache import EmbeddingCache
+    from headwater.ingest.engine import Progress, SyncEngine
+    from headwater.ingest.evaluation import Convention, Evaluation
+    from headwater.ingest.prepare import Preparer
+    from headwater.ingest.source import Source
+    from headwater.ingest.state import KnowledgeState
+    from headwater.ingest.store import VectorStore
 
 
 def build_store(config: IngestConfig, *, backend: str | None = None) -> VectorStore:
@@ -34,6 +39,9 @@ def build_store(config: IngestConfig, *, backend: str | None = None) -> VectorSt
 
 def build_state(config: IngestConfig, *, store: VectorStore | None = None) -> KnowledgeState:
     """Store (with the sync's retry policy), manifest and lock of the configured base."""
+    from headwater.ingest.retry import RetryingStore
+    from headwater.ingest.state import KnowledgeState
+
     inner = store or build_store(config)
     return KnowledgeState(
         RetryingStore(inner, config.store.retry),
@@ -54,7 +62,19 @@ def build_embedder(config: IngestConfig) -> Embedder:
     return Embedder(config.embedding)
 
 
+def build_query_encoder(
+    config: IngestConfig, torch_model: Callable[[], Embedder] | None = None
+) -> QueryEncoder:
+    """What encodes queries (``embedding.query_runtime``); `torch_model` is the full model
+    it falls back to, loaded only when used (default: one built from the config)."""
+    if torch_model is None:
+        torch_model = cache(partial(build_embedder, config))
+    return QueryEncoder(config.embedding, config.state_dir, torch_model)
+
+
 def build_embedding_cache(config: IngestConfig) -> EmbeddingCache | None:
+    from headwater.ingest.embedding_cache import EmbeddingCache
+
     e = config.embedding
     if not e.cache:
         return None
@@ -67,6 +87,8 @@ def build_preparer(
     sources: Sequence[Source] | None = None,
     embedder: Embedder | None = None,
 ) -> Preparer:
+    from headwater.ingest.prepare import Preparer
+
     chunking: Mapping[str, ChunkingConfig] = {s.name: s.chunking for s in config.sources}
     return Preparer(
         sources if sources is not None else build_sources(config),
@@ -90,6 +112,10 @@ def build_engine(
     """The sync engine for `config`; parts handed in (a shared model, test sources, a task
     runner's executor) are used as they are. With a `[cluster]`, files are prepared, and
     chunks embedded, on its workers (the model handed in then only serves searches)."""
+    from headwater.ingest.engine import SyncEngine, loading_key
+    from headwater.ingest.executors import InProcessExecutor
+    from headwater.ingest.workers import executor_for
+
     embedder = embedder or build_embedder(config)
     preparer_embedder: Embedder | None = embedder
     if config.cluster.enabled and executor is None:
@@ -139,6 +165,8 @@ def build_evaluation(
     """`headwater eval`: each variant goes into its own scratch store (Milvus Lite, or
     `scratch_backend`: "faiss"); loaded documents and vectors are kept in the state folder,
     so a second run parses and embeds nothing it did before."""
+    from headwater.ingest.evaluation import Evaluation
+
     scratch = StoreConfig(backend=scratch_backend, collection="headwater_eval")
 
     def scratch_store(folder: Path) -> VectorStore:

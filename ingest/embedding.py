@@ -34,6 +34,9 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 EmbeddingContext = Literal["none", "title", "title+section"]
 """What goes in front of a chunk's text when it is embedded (see `embedding_input`)."""
 
+QueryRuntime = Literal["auto", "onnx", "torch"]
+"""What encodes queries (``embedding.query_runtime``; see `headwater.ingest.query_encoder`)."""
+
 
 class EmbeddingConfig(BaseModel):
     """The sentence-transformers model that turns chunks into vectors (``[embedding]``)."""
@@ -71,6 +74,15 @@ class EmbeddingConfig(BaseModel):
         "'title' puts the document's title (its file name without extension, '_' and '-' as "
         "spaces) first; 'title+section' adds the chunk's heading path. The embedded text is "
         "the embedding cache's key, so changing this embeds again.",
+    )
+    query_runtime: QueryRuntime = Field(
+        "auto",
+        description="What encodes queries. 'auto': ONNX Runtime, without importing torch, once "
+        "an ONNX export of the model (made by the first query that finds none, kept in the "
+        "state folder) gave the torch model's vectors and rankings on a set of probe texts; "
+        "torch otherwise. 'onnx': the same, but an export that cannot be made or differs is an "
+        "error. 'torch': always the full sentence-transformers model. Chunks are always "
+        "embedded by the torch model.",
     )
     cache_max_entries: int = Field(
         500_000,
