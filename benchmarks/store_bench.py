@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import describe_machine  # noqa: E402
+from benchmarks.machine import save_results  # noqa: E402
 from headwater.connectors.registry import store_class  # noqa: E402
 from headwater.ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, VectorRecord  # noqa: E402
 from headwater.ingest.store import LexicalSearchUnsupportedError, VectorStore  # noqa: E402
@@ -285,16 +285,10 @@ def embedder() -> Callable[[str], list[float]]:
 
 
 def write(results: list[Result], out: Path, command: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    machine = describe_machine()
-    payload = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine, "command": command}
-    payload["results"] = [asdict(r) for r in results]
-    (out / "stores.json").write_text(json.dumps(payload, indent=2) + "\n")
-    lines = [
-        "# Store backends: upsert and query 10,000 vectors",
-        "",
-        f"{payload['date']}, {machine['summary']}. Reproduce: `{command}`",
-        "",
+    lines = save_results(
+        out, "stores", list(results), command, "Store backends: upsert and query 10,000 vectors"
+    )
+    lines += [
         f"{DIM}-dimensional unit vectors with chunk-sized text and metadata, upserted in batches; "
         "queries ask for the top 10 by a stored vector (filtered: pdf, pages 1-3). Texts are "
         "about 100 words drawn from a 5,000-word vocabulary by Zipf's law; lexical queries are "
