@@ -244,6 +244,55 @@ def cold_worker(config_path: Path, stand_in: bool) -> None:
     )
 
 
+def seed_worker(config_path: Path) -> None:
+    """Record every listed file as synced, one chunk each, straight into the store and
+    the manifest, as a cold sync would leave them but without parsing; print figures."""
+    from headwater.compose import build_engine
+    from headwater.config import load_config
+    from headwater.ingest.diff import meta_hash
+    from headwater.ingest.manifest import ManifestEntry
+    from headwater.ingest.models import Chunk, ChunkMetadata, VectorRecord
+
+    t0 = time.perf_counter()
+    config = load_config(config_path)
+    engine = build_engine(config, embedder=hash_embedder(config.embedding))
+    try:
+        planned = engine.plan().to_load
+        state = engine.state
+        state.store.ensure_collection(engine.collection_spec)
+        for start in range(0, len(planned), 1000):
+            docs, records = [], []
+            for p in planned[start : start + 1000]:
+                f = p.file
+                text = f"seeded {f.path}"
+                meta = ChunkMetadata(
+                    source_id=f.source_id,
+                    source=f.source,
+                    path=f.path,
+                    file_type=f.path.rsplit(".", 1)[-1],
+                    position=0,
+                    start=0,
+                    end=len(text),
+                )
+                chunk = Chunk(
+                    hashlib.blake2b(f.source_id.encode(), digest_size=16).hexdigest(), text, meta
+                )
+                records.append(VectorRecord(chunk, []))
+                entry = ManifestEntry(
+                    f.source_id, f.source, f.path, f.fingerprint, "seeded", p.chunker, 1
+                )
+                docs.append((entry, {chunk.id: meta_hash(chunk)}))
+            vectors = engine.embedder.embed([r.chunk.text for r in records])
+            state.store.upsert(
+                [VectorRecord(r.chunk, v.tolist()) for r, v in zip(records, vectors, strict=True)]
+            )
+            state.manifest.commit_batch(documents=docs)
+        state.store.flush()
+    finally:
+        engine.close()
+    print(json.dumps({"sync_seconds": round(time.perf_counter() - t0, 2), "seeded": len(planned)}))
+
+
 # -- a whole scenario ---------------------------------------------------------------------
 
 
@@ -256,6 +305,7 @@ class Scenario:
     steps: list[Step]
     manifest_mb: float
     store_mb: float
+    embedding_cache_mb: float
     chunks: int
 
 
@@ -277,7 +327,13 @@ def size_mb(path: Path) -> float:
 
 
 def scenario(
-    corpus_name: str, corpus: Path, n: int, backend: str, stand_in: bool, workdir: Path
+    corpus_name: str,
+    corpus: Path,
+    n: int,
+    backend: str,
+    stand_in: bool,
+    workdir: Path,
+    seed: bool = False,
 ) -> Scenario:
     state = workdir / f"state-{corpus_name}-{n}-{backend}"
     shutil.rmtree(state, ignore_errors=True)
@@ -294,9 +350,11 @@ def scenario(
     cold = [python, "-m", "benchmarks.scale", "--cold-worker", str(config)]
     if stand_in:
         cold.append("--stand-in")
+    if seed:
+        cold.append("--seed")
     cli = [python, "-m", "headwater", "sync", "--config", str(config)]
     label = f"{corpus_name} {n} {backend}"
-    steps = [measured("cold sync", cold, env)]
+    steps = [measured("seeded (not a sync)" if seed else "cold sync", cold, env)]
     print(label, asdict(steps[-1]), flush=True)
     steps.append(measured("no-change re-sync", cli, env))
     print(label, asdict(steps[-1]), flush=True)
@@ -304,15 +362,21 @@ def scenario(
     steps.append(measured("one-file-changed re-sync", cli, env))
     print(label, asdict(steps[-1]), flush=True)
     manifest = size_mb(state / "manifest.sqlite") + size_mb(state / "manifest.sqlite-wal")
+    cache = size_mb(state / "embeddings.sqlite") + size_mb(state / "embeddings.sqlite-wal")
     chunks = steps[0].summary.get("chunks", {})
     return Scenario(
         corpus=corpus_name,
         documents=n,
         backend=backend,
-        embedder="stand-in (hash, no model)" if stand_in else "all-MiniLM-L6-v2 fp32",
+        embedder="seeded, 1 chunk per doc"
+        if seed
+        else "stand-in (hash, no model)"
+        if stand_in
+        else "all-MiniLM-L6-v2 fp32",
         steps=steps,
         manifest_mb=round(manifest, 1),
-        store_mb=round(size_mb(state) - manifest, 1),
+        store_mb=size_mb(state / "milvus.db") + size_mb(state / "faiss"),
+        embedding_cache_mb=round(cache, 1),
         chunks=int(chunks.get("written", 0)) if isinstance(chunks, dict) else 0,
     )
 
@@ -324,8 +388,8 @@ def write(results: list[Scenario], out: Path, command: str) -> None:
     lines += [
         "| corpus | docs | chunks | backend | cold embedder | cold s | docs/s | cold peak MB "
         "| no-change s (sync) | no-change peak MB | one-changed s (sync) | one-changed peak MB "
-        "| manifest MB | store MB | load avg (first step / last) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| manifest MB | store MB | embedding cache MB | load avg (first step / last) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cold, same, one = r.steps
@@ -338,7 +402,7 @@ def write(results: list[Scenario], out: Path, command: str) -> None:
             f"| {r.corpus} | {r.documents} | {r.chunks} | {r.backend} | {r.embedder} "
             f"| {cold.wall_seconds} | {round(r.documents / cold.wall_seconds)} "
             f"| {cold.peak_rss_mb} | {sync_s(same)} | {same.peak_rss_mb} | {sync_s(one)} "
-            f"| {one.peak_rss_mb} | {r.manifest_mb} | {r.store_mb} "
+            f"| {one.peak_rss_mb} | {r.manifest_mb} | {r.store_mb} | {r.embedding_cache_mb} "
             f"| {cold.load_before} / {one.load_after} |"
         )
     (out / "scale.md").write_text("\n".join(lines) + "\n")
@@ -358,9 +422,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--cold-worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--stand-in", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--seed",
+        action="store_true",
+        help="instead of a cold sync, record every file as synced (one chunk each) straight "
+        "into the store and manifest: for re-sync figures at sizes a cold sync cannot reach "
+        "in the time at hand",
+    )
     args = parser.parse_args()
     if args.cold_worker:
-        cold_worker(args.cold_worker, args.stand_in)
+        if args.seed:
+            seed_worker(args.cold_worker)
+        else:
+            cold_worker(args.cold_worker, args.stand_in)
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = []
@@ -368,7 +442,9 @@ def main() -> None:
         for n in args.docs:
             corpus = small_docs(args.workdir, n)
             results.append(
-                scenario("small", corpus, n, backend, not args.model_for_small, args.workdir)
+                scenario(
+                    "small", corpus, n, backend, not args.model_for_small, args.workdir, args.seed
+                )
             )
         for n in args.bench_files:
             corpus = repeated_bench(args.workdir, n)
