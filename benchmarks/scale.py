@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -124,6 +125,9 @@ class Step:
     peak_rss_mb: float
     load_before: str
     load_after: str
+    cpu_seconds: float = 0.0
+    """User + system CPU time of the process and the children it waited for: what the step
+    costs whatever the machine's load (wall time on a shared machine is mostly waiting)."""
     summary: dict[str, object] = field(default_factory=dict)
 
 
@@ -136,6 +140,7 @@ def measured(name: str, cmd: list[str], env: dict[str, str]) -> Step:
     import psutil
 
     before = load_average()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
@@ -164,7 +169,9 @@ def measured(name: str, cmd: list[str], env: dict[str, str]) -> Step:
     sampler.join()
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{name}: exit {proc.returncode}\n{errors[-3000:]}")
-    step = Step(name, round(wall, 2), round(peak / 2**20), before, load_average())
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    step = Step(name, round(wall, 2), round(peak / 2**20), before, load_average(), round(cpu, 2))
     step.summary = summary(out)
     return step
 
@@ -387,7 +394,8 @@ def write(results: list[Scenario], out: Path, command: str) -> None:
     )
     lines += [
         "| corpus | docs | chunks | backend | cold embedder | cold s | docs/s | cold peak MB "
-        "| no-change s (sync) | no-change peak MB | one-changed s (sync) | one-changed peak MB "
+        "| no-change s (sync s; CPU s) | no-change peak MB | one-changed s (sync s; CPU s) "
+        "| one-changed peak MB "
         "| manifest MB | store MB | embedding cache MB | load avg (first step / last) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -395,8 +403,8 @@ def write(results: list[Scenario], out: Path, command: str) -> None:
         cold, same, one = r.steps
 
         def sync_s(step: Step) -> str:
-            inner = step.summary.get("sync_seconds")
-            return f"{step.wall_seconds} ({inner})" if inner is not None else str(step.wall_seconds)
+            inner = step.summary.get("sync_seconds", "-")
+            return f"{step.wall_seconds} ({inner}; {step.cpu_seconds})"
 
         lines.append(
             f"| {r.corpus} | {r.documents} | {r.chunks} | {r.backend} | {r.embedder} "
