@@ -31,3 +31,29 @@ def describe_machine() -> dict[str, str]:
         "os": platform.platform(),
         "summary": f"{cores} cores ({cpu}), {mem_gb} RAM, Python {platform.python_version()}",
     }
+
+
+def save_results(
+    out: Path, stem: str, results: list[object], command: str, title: str
+) -> list[str]:
+    """Write `<stem>.json` (results as dataclasses, with the machine and the command) and
+    return the first lines of its Markdown table file."""
+    import json
+    import time
+    from dataclasses import asdict
+
+    machine = describe_machine()
+    payload = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine,
+        "command": command,
+        "results": [asdict(r) for r in results],  # type: ignore[call-overload]
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    return [
+        f"# {title}",
+        "",
+        f"{payload['date']}, {machine['summary']}. Reproduce: `{command}`",
+        "",
+    ]

@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import describe_machine  # noqa: E402
+from benchmarks.machine import save_results  # noqa: E402
 from headwater.connectors.registry import store_class  # noqa: E402
 from headwater.ingest.models import Chunk, ChunkMetadata, CollectionSpec, QueryFilter, VectorRecord  # noqa: E402
 from headwater.ingest.store import LexicalSearchUnsupportedError, VectorStore  # noqa: E402
@@ -121,7 +121,10 @@ def records(n: int, seed: int = 7) -> tuple[list[VectorRecord], np.ndarray]:
 
 
 @contextmanager
-def open_store(backend: str, state: Path, args: argparse.Namespace) -> Iterator[VectorStore]:
+def open_stores(
+    backend: str, state: Path, args: argparse.Namespace
+) -> Iterator[Callable[[], VectorStore]]:
+    """A factory of stores on one collection of `backend` (each closed on exit)."""
     collection = "bench_" + uuid.uuid4().hex[:8]
     with ExitStack() as stack:
         if backend == "milvus-lite":
@@ -135,13 +138,20 @@ def open_store(backend: str, state: Path, args: argparse.Namespace) -> Iterator[
         else:
             raise SystemExit(f"unknown backend {backend}")
         cls = store_class(name)
-        store = cls(
-            cls.config_model.model_validate(options), collection=collection, state_dir=state
-        )
-        try:
-            yield store
-        finally:
-            store.close()
+        config = cls.config_model.model_validate(options)
+
+        def opener() -> VectorStore:
+            store = cls(config, collection=collection, state_dir=state)
+            stack.callback(store.close)
+            return store
+
+        yield opener
+
+
+@contextmanager
+def open_store(backend: str, state: Path, args: argparse.Namespace) -> Iterator[VectorStore]:
+    with open_stores(backend, state, args) as opener:
+        yield opener()
 
 
 @contextmanager
@@ -270,6 +280,80 @@ def bench(backend: str, n: int, batch: int, queries: int, args: argparse.Namespa
     )
 
 
+@dataclass
+class Latency:
+    """Query times as a sync leaves the store, and after it is closed and opened again."""
+
+    backend: str
+    vectors: int
+    write_seconds: float
+    flush_seconds: float
+    """`VectorStore.flush`, which a sync calls when it ends (Milvus Lite: seal and index)."""
+    after_sync_ms_p50: float
+    after_sync_ms_p95: float
+    reopen_first_query_s: float
+    """Opening the store and its first search (Milvus Lite loads the collection)."""
+    reopened_ms_p50: float
+    reopened_ms_p95: float
+    load_average: str
+
+
+def percentiles_ms(times: list[float]) -> tuple[float, float]:
+    return (
+        round(statistics.median(times) * 1000, 2),
+        round(statistics.quantiles(times, n=20)[-1] * 1000, 2),
+    )
+
+
+def latency(backend: str, n: int, queries: int, args: argparse.Namespace) -> Latency:
+    """Write `n` vectors as a sync does, flush, time queries; close, reopen, time again."""
+    recs, vecs = records(n)
+    picks = np.random.default_rng(1).choice(n, size=queries, replace=False)
+
+    def timed_queries(store: VectorStore) -> list[float]:
+        return [timed(lambda i=i: store.query(vecs[i].tolist(), k=10)) for i in picks]
+
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    with tempfile.TemporaryDirectory() as tmp, open_stores(backend, Path(tmp), args) as opener:
+        store = opener()
+        store.ensure_collection(CollectionSpec(DIM, "bench"))
+        write = sum(timed(lambda b=b: store.upsert(recs[b : b + 1000])) for b in range(0, n, 1000))
+        flush = timed(store.flush)
+        after = percentiles_ms(timed_queries(store))
+        store.close()
+        # A fresh store object: Milvus Lite's file is released on close and loaded again,
+        # as another process would; FAISS reads its saved index file.
+        store = opener()
+        first = timed(lambda: store.query(vecs[int(picks[0])].tolist(), k=10))
+        again = percentiles_ms(timed_queries(store))
+        store.close()
+    return Latency(
+        backend, n, round(write, 2), round(flush, 2), *after, round(first, 3), *again, load
+    )
+
+
+def write_latency(results: list[Latency], out: Path, command: str) -> None:
+    lines = save_results(
+        out, "stores-latency", list(results), command, "Store query latency after a sync"
+    )
+    lines += [
+        f"{DIM}-dimensional unit vectors with chunk-sized text and metadata, written in batches "
+        "of 1,000, then `flush()` (what a sync does when it ends); top-10 queries by a stored "
+        "vector in the same process, then after closing and opening the store again.",
+        "",
+        "| backend | vectors | write s | flush s | after sync p50 ms | p95 ms "
+        "| reopen + first query s | reopened p50 ms | p95 ms | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.backend} | {r.vectors} | {r.write_seconds} | {r.flush_seconds} "
+            f"| {r.after_sync_ms_p50} | {r.after_sync_ms_p95} | {r.reopen_first_query_s} "
+            f"| {r.reopened_ms_p50} | {r.reopened_ms_p95} | {r.load_average} |"
+        )
+    (out / "stores-latency.md").write_text("\n".join(lines) + "\n")
+
+
 _EMBEDDER: list[Callable[[str], list[float]]] = []
 
 
@@ -285,16 +369,10 @@ def embedder() -> Callable[[str], list[float]]:
 
 
 def write(results: list[Result], out: Path, command: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    machine = describe_machine()
-    payload = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine, "command": command}
-    payload["results"] = [asdict(r) for r in results]
-    (out / "stores.json").write_text(json.dumps(payload, indent=2) + "\n")
-    lines = [
-        "# Store backends: upsert and query 10,000 vectors",
-        "",
-        f"{payload['date']}, {machine['summary']}. Reproduce: `{command}`",
-        "",
+    lines = save_results(
+        out, "stores", list(results), command, "Store backends: upsert and query 10,000 vectors"
+    )
+    lines += [
         f"{DIM}-dimensional unit vectors with chunk-sized text and metadata, upserted in batches; "
         "queries ask for the top 10 by a stored vector (filtered: pdf, pages 1-3). Texts are "
         "about 100 words drawn from a 5,000-word vocabulary by Zipf's law; lexical queries are "
@@ -336,7 +414,29 @@ def main() -> None:
     parser.add_argument("--start-milvus", action="store_true")
     parser.add_argument("--embed", action="store_true", help="also time embedding each query")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--after-sync",
+        nargs="*",
+        type=int,
+        metavar="VECTORS",
+        help="instead: query latency after a sync's flush and after reopening, at these sizes "
+        "(stores-latency.md)",
+    )
     args = parser.parse_args()
+    command = "python " + " ".join(["benchmarks/store_bench.py", *sys.argv[1:]])
+    if args.after_sync:
+        timings = []
+        for backend in args.backends:
+            for n in args.after_sync:
+                try:
+                    t = latency(backend, n, args.queries, args)
+                except LookupError as exc:
+                    print(f"{backend}: skipped ({exc})")
+                    continue
+                print(json.dumps(asdict(t)), flush=True)
+                timings.append(t)
+                write_latency(timings, args.out, command)
+        return
     results = []
     for backend in args.backends:
         try:
@@ -346,7 +446,7 @@ def main() -> None:
             continue
         print(json.dumps(asdict(r)))
         results.append(r)
-    write(results, args.out, "python " + " ".join(["benchmarks/store_bench.py", *sys.argv[1:]]))
+    write(results, args.out, command)
 
 
 if __name__ == "__main__":

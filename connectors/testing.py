@@ -119,6 +119,35 @@ def test_delete_by_ids_and_by_source(store: VectorStore) -> None:
     assert store.source_ids("docs:b.md") == set()
 
 
+def test_ids_by_source_answers_many_documents_at_once(store: VectorStore) -> None:
+    assert store.ids_by_source(["docs:a.md"]) == {"docs:a.md": set()}
+    store.ensure_collection(SPEC)
+    store.upsert([record(f"d{i}", f"{i % 3}.md") for i in range(9)])
+    asked = [f"docs:{i}.md" for i in range(4)]
+    assert store.ids_by_source(asked) == {
+        "docs:0.md": {"d0", "d3", "d6"},
+        "docs:1.md": {"d1", "d4", "d7"},
+        "docs:2.md": {"d2", "d5", "d8"},
+        "docs:3.md": set(),
+    }
+
+
+def test_flushed_writes_are_found_after_reopening(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    store.ensure_collection(SPEC)
+    store.upsert([record(f"f{i}", seed=i) for i in range(20)])
+    store.delete_ids(["f0"])
+    store.flush()
+    assert [h.id for h in store.query(unit(3), k=1)] == ["f3"]
+    store.close()
+    reopened = store_factory()
+    try:
+        assert reopened.count() == 19
+        assert [h.id for h in reopened.query(unit(5), k=1)] == ["f5"]
+    finally:
+        reopened.close()
+
+
 def test_query_ranks_by_similarity_and_filters(store: VectorStore) -> None:
     store.ensure_collection(SPEC)
     store.upsert(

@@ -45,6 +45,9 @@ Progress = Callable[[str, int, int], None]
 FLUSH_CHUNKS = 512
 """Chunks gathered before a batch is embedded and written."""
 
+REMOVE_BATCH = 500
+"""Deleted documents whose chunks are looked up, deleted and forgotten together."""
+
 PREFETCH_FILES = 8
 """Files submitted to the executor and not yet written: parsing goes on while a batch is
 embedded, and memory stays bounded however many files a run has."""
@@ -136,6 +139,11 @@ class SyncEngine:
                 for batch in self._batches(the_plan.to_load, executor, report):
                     self.write(batch, report)
             self._remove(the_plan.deleted, report)
+            if the_plan.to_load or the_plan.deleted:
+                # Searchable at full speed when the run ends, here and in the next process
+                # to open the store, instead of at that process's first search.
+                with report.timed("write"):
+                    self.state.store.flush()
             report.stop_clock()
             return report
 
@@ -253,14 +261,13 @@ class SyncEngine:
         state = self.state
         changed = [p for p in batch.files if not p.same_content]
         touched = [p for p in batch.files if p.same_content]
-        previous = {
-            p.planned.file.source_id: state.manifest.chunk_hashes(p.planned.file.source_id)
-            for p in changed
-        }
+        # One lookup per batch, not per file, in the manifest and in the store: per-file
+        # round trips would make a sync of many small files as slow as its store is large.
+        previous = state.manifest.chunk_hashes_of(p.planned.file.source_id for p in changed)
         fresh = fresh_ids(changed, previous)
         with report.timed("write"):
             held = state.store.existing_ids(fresh) if fresh else set()
-            stored = {sid: state.store.source_ids(sid) for sid in previous}
+            stored = state.store.ids_by_source(previous) if previous else {}
         plan = plan_writes(changed, previous, held, stored)
         records, embedded, truncated = self._vectors(plan, report)
         with report.timed("write"):
@@ -371,21 +378,32 @@ class SyncEngine:
             )
 
     def _remove(self, entries: Sequence[ManifestEntry], report: SyncReport) -> None:
-        """Delete the vectors of documents that disappeared, then forget them."""
-        for entry in entries:
+        """Delete the vectors of documents that disappeared, then forget them, a batch of
+        documents per store call and manifest transaction."""
+        for start in range(0, len(entries), REMOVE_BATCH):
+            batch = entries[start : start + REMOVE_BATCH]
+            sids = [e.source_id for e in batch]
             with report.timed("write"):
-                self.state.store.delete_source(entry.source_id)
+                stored = self.state.store.ids_by_source(sids)
+                gone = {cid for ids in stored.values() for cid in ids}
+                if gone:
+                    self.state.store.delete_ids(gone)
             with report.timed("commit"):
-                self.state.manifest.remove([entry.source_id])
-            report.add(
-                FileResult(
-                    entry.source_id,
-                    entry.path,
-                    FileStatus.DELETED,
-                    chunks=entry.chunk_count,
-                    deleted=entry.chunk_count,
-                )
+                self.state.manifest.remove(sids)
+            for entry in batch:
+                self._report_removed(entry, report)
+
+    @staticmethod
+    def _report_removed(entry: ManifestEntry, report: SyncReport) -> None:
+        report.add(
+            FileResult(
+                entry.source_id,
+                entry.path,
+                FileStatus.DELETED,
+                chunks=entry.chunk_count,
+                deleted=entry.chunk_count,
             )
+        )
 
 
 def _no_parsers() -> int:

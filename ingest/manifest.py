@@ -7,6 +7,7 @@ store's manifest from empty instead of trusting rows that describe a different s
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -47,6 +48,8 @@ CREATE TABLE IF NOT EXISTS failures (
     PRIMARY KEY (target, source_id)
 );
 """
+_IN_BATCH = 1000
+"""Document ids per lookup statement."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,21 @@ class Manifest:
             (self.target, source_id),
         )
         return dict(rows.fetchall())
+
+    def chunk_hashes_of(self, source_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """`chunk_hashes` of many documents in one query per thousand (an empty mapping for
+        a document with no chunks committed)."""
+        unique = list(dict.fromkeys(source_ids))
+        found: dict[str, dict[str, str]] = {sid: {} for sid in unique}
+        for start in range(0, len(unique), _IN_BATCH):
+            rows = self.db.execute(
+                "SELECT source_id, chunk_id, meta_hash FROM chunks WHERE target = ?"
+                " AND source_id IN (SELECT value FROM json_each(?))",
+                (self.target, json.dumps(unique[start : start + _IN_BATCH])),
+            )
+            for sid, cid, meta in rows:
+                found[sid][cid] = meta
+        return found
 
     def commit_batch(
         self,

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from headwater.ingest.errors import HeadwaterError
@@ -25,9 +26,10 @@ class SourceFile:
     fingerprint: str
     """Changes whenever the file may have changed (size, mtime, etag)."""
 
-    @property
+    @cached_property
     def source_id(self) -> str:
-        return source_id(self.source, self.path)
+        # Asked several times per file by planning: computed once (100,000 files a sync).
+        return f"{self.source}:{self.path}"
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,16 @@ class RetryingStore(VectorStore):
             f"list the chunks of {source_id}", lambda: self.inner.source_ids(source_id)
         )
 
+    def ids_by_source(self, source_ids: Iterable[str]) -> dict[str, set[str]]:
+        source_ids = list(source_ids)
+        return self._call(
+            f"list the chunks of {len(source_ids)} documents",
+            lambda: self.inner.ids_by_source(source_ids),
+        )
+
+    def flush(self) -> None:
+        self._call("flush and index the writes", self.inner.flush)
+
     def fetch(self, ids: Iterable[str]) -> list[VectorRecord]:
         ids = list(ids)
         return self._call("read stored chunks", lambda: self.inner.fetch(ids))

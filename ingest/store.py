@@ -105,6 +105,12 @@ class VectorStore(ABC):
     def source_ids(self, source_id: str) -> set[str]:
         """Ids of every record of one document."""
 
+    def ids_by_source(self, source_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Ids of every record of each document (an empty set for one with none). Backends
+        answer in one call per many documents where they can: a sync asks this for every
+        batch of files, and a call per file would grow with the store."""
+        return {sid: self.source_ids(sid) for sid in dict.fromkeys(source_ids)}
+
     @abstractmethod
     def fetch(self, ids: Iterable[str]) -> list[VectorRecord]:
         """Records (with vectors) for the ids the store holds."""
@@ -148,6 +154,13 @@ class VectorStore(ABC):
     @abstractmethod
     def count(self, filters: QueryFilter | None = None) -> int:
         """How many records match (all when no filter)."""
+
+    def flush(self) -> None:
+        """Make everything written so far durable and searchable at full speed, for this
+        process and for a reader that opens the store next (Milvus Lite seals and indexes
+        the rows it holds in memory; FAISS saves its index file). A sync calls it once, at
+        its end, when it wrote anything; a no-op where writes need nothing more."""
+        return None
 
     @abstractmethod
     def close(self) -> None:

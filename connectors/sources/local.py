@@ -75,35 +75,36 @@ class LocalSource:
             subfolders = []
             for entry in reversed(entries):
                 rel = prefix + entry.name
-                full = Path(entry.path)
+                # A Path per entry costs more than its stat; plain files need the string.
+                full = entry.path
                 try:
                     is_link = entry.is_symlink()
-                    st = full.stat() if is_link else entry.stat(follow_symlinks=False)
+                    st = os.stat(entry.path) if is_link else entry.stat(follow_symlinks=False)
                 except OSError:
                     # A broken link or a link loop: listed, so the reason is reported.
                     if self._wanted(rel):
-                        yield self._problem(rel, full, "link")
+                        yield self._problem(rel, Path(full), "link")
                     continue
                 if stat.S_ISDIR(st.st_mode):
-                    if is_link and not self._follow_folder(full, root):
-                        if self._outside(full, root) and self._wanted(rel):
-                            yield self._problem(rel, full, "link")
+                    if is_link and not self._follow_folder(Path(full), root):
+                        if self._outside(Path(full), root) and self._wanted(rel):
+                            yield self._problem(rel, Path(full), "link")
                         continue
                     if _key(st) in seen:
                         continue  # reached twice through links: a loop, or listed already
                     seen.add(_key(st))
-                    subfolders.append((full, rel + "/"))
+                    subfolders.append((Path(full), rel + "/"))
                     continue
                 if not self._wanted(rel):
                     continue
-                leaves = is_link and not self.follow_symlinks and self._outside(full, root)
+                leaves = is_link and not self.follow_symlinks and self._outside(Path(full), root)
                 if leaves or not stat.S_ISREG(st.st_mode):
-                    yield self._problem(rel, full, "special")
+                    yield self._problem(rel, Path(full), "special")
                     continue
                 yield SourceFile(
                     source=self.name,
                     path=rel,
-                    uri=str(full),
+                    uri=full,
                     size=st.st_size,
                     fingerprint=f"{st.st_size}:{st.st_mtime_ns}",
                 )

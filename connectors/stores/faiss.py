@@ -762,6 +762,33 @@ class FaissStore(VectorStore):
             for r in db.execute("SELECT chunk_id FROM chunks WHERE source_id = ?", (source_id,))
         }
 
+    @_locked
+    def ids_by_source(self, source_ids: Iterable[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {sid: set() for sid in source_ids}
+        sql = (
+            "SELECT chunk_id, source_id FROM chunks "
+            "WHERE source_id IN (SELECT value FROM json_each(?))"
+        )
+        for chunk_id, source_id in self._select_chunk_ids(sql, found):
+            found[source_id].add(chunk_id)
+        return found
+
+    @_locked
+    def flush(self) -> None:
+        # A reader in another process then loads this index instead of rebuilding it.
+        if self._db is not None:
+            self._save_or_warn()
+
+    def _save_or_warn(self) -> None:
+        try:
+            self._save()
+        except (OSError, RuntimeError, sqlite3.Error) as exc:
+            log.warning(
+                "could not save the FAISS index of %s (it is rebuilt on next open): %s",
+                self.location,
+                exc,
+            )
+
     @staticmethod
     def _record(row: Sequence[Any]) -> VectorRecord:
         return VectorRecord(_chunk(row), np.frombuffer(row[9], dtype="<f4").tolist())
@@ -939,18 +966,12 @@ class FaissStore(VectorStore):
 
     @_locked
     def close(self) -> None:
-        # Saving only here, not after each write: the file is a cache that a crash costs
-        # one rebuild, never data, while rewriting it per upsert would make every small
-        # sync batch write the whole index (gigabytes for a large collection).
+        # Saving only here and at the end of a sync (`flush`), not after each write: the
+        # file is a cache that a crash costs one rebuild, never data, while rewriting it
+        # per upsert would make every small sync batch write the whole index (gigabytes
+        # for a large collection).
         if self._db is not None:
-            try:
-                self._save()
-            except (OSError, RuntimeError, sqlite3.Error) as exc:
-                log.warning(
-                    "could not save the FAISS index of %s (it is rebuilt on next open): %s",
-                    self.location,
-                    exc,
-                )
+            self._save_or_warn()
             self._db.close()
         self._db = None
         self._spec = None
