@@ -354,7 +354,8 @@ def migrate(
         )
     console.print(
         f"verified: destination holds {report.destination_count} chunks; manifest records "
-        f"{report.documents} documents for it. Use --config {to} from now on."
+        f"{report.documents} documents and {report.failures} failed files (not parsed "
+        f"again until they change) for it. Use --config {to} from now on."
     )
 
 
