@@ -349,6 +349,7 @@ class SyncEngine:
                         p.planned.file.path,
                         FileStatus.UNCHANGED,
                         chunks=prev.chunk_count if prev else 0,
+                        seconds=sum(p.seconds.values()),
                     )
                 )
         written = {r.id for r in records}
@@ -365,6 +366,7 @@ class SyncEngine:
                     deleted=len(d.deleted),
                     truncated=len(ids & truncated),
                     warnings=d.file.warnings,
+                    seconds=sum(d.file.seconds.values()),
                 )
             )
 

@@ -128,10 +128,12 @@ class Preparer:
 
     def prepare_one(self, item: PlannedFile) -> Prepared:
         """Like `prepare`, but a bad file comes back as a FAILED result."""
+        t0 = time.perf_counter()
         try:
             return self.prepare(item)
         except LoadError as exc:
-            return failure(item, exc.reason, permanent=exc.permanent)
+            failed = failure(item, exc.reason, permanent=exc.permanent)
+            return replace(failed, seconds=time.perf_counter() - t0)
 
 
 class ContextChunker:
