@@ -28,6 +28,7 @@ from headwater.ingest.engine import SyncEngine
 from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.planning import Scope
 from headwater.ingest.report import SyncReport
+from headwater.ingest.telemetry import configure_from_environment
 
 T = TypeVar("T")
 
@@ -187,6 +188,7 @@ def sync_flow(
     """Sync the configured sources (or only `sources`, or only the documents `paths`, given
     as ``source:path`` ids); returns the same object as `headwater sync --json`."""
     logger = get_run_logger()
+    configure_from_environment()  # a served flow run is a process of its own
     config = load_config(config_path)
     load_secrets(config)
     scope = Scope(frozenset(sources or ()), frozenset(paths or ()))

@@ -37,6 +37,7 @@ from headwater.ingest.errors import (
 from headwater.ingest.models import SearchMode
 from headwater.ingest.report import SyncReport
 from headwater.ingest.source import is_url, redact_url
+from headwater.ingest.telemetry import configure_from_environment
 
 console = Console()
 err = Console(stderr=True)
@@ -106,6 +107,7 @@ def _main(
     """Keep a vector knowledge base in step with your documents."""
     global _verbose
     _verbose = verbose
+    configure_from_environment()  # spans of syncs, when OTEL_TRACES_EXPORTER asks for them
 
 
 ConfigOption = Annotated[

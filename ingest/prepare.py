@@ -44,6 +44,8 @@ class PreparedFile:
     same_content: bool = False
     seconds: dict[str, float] = field(default_factory=dict, compare=False)
     """Time spent per stage ("load", "chunk") wherever the file was prepared."""
+    started: float = field(default=0.0, compare=False)
+    """When its preparation began (`time.time()`), for its trace spans."""
     warnings: tuple[str, ...] = ()
     """What loading left out (see `Document.warnings`)."""
 
@@ -102,7 +104,7 @@ class Preparer:
 
     def prepare(self, item: PlannedFile) -> PreparedFile:
         """Raises LoadError for a file that cannot be read or parsed."""
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
         fault_file(item.file.path)
         try:
             data = self.sources[item.file.source].read_bytes(item.file)
@@ -112,7 +114,11 @@ class Preparer:
         prev = item.previous
         if prev and prev.content_hash == digest and prev.chunker == item.chunker:
             return PreparedFile(
-                item, digest, same_content=True, seconds={"load": time.perf_counter() - t0}
+                item,
+                digest,
+                same_content=True,
+                seconds={"load": time.perf_counter() - t0},
+                started=started,
             )
         try:
             document = load_document(item.file, data, self.loading)
@@ -123,7 +129,12 @@ class Preparer:
             chunks = self.chunkers[item.file.source].chunk(document)
         seconds = {"load": t1 - t0, "chunk": time.perf_counter() - t1}
         return PreparedFile(
-            item, digest, tuple(chunks), seconds=seconds, warnings=document.warnings
+            item,
+            digest,
+            tuple(chunks),
+            seconds=seconds,
+            warnings=document.warnings,
+            started=started,
         )
 
     def prepare_one(self, item: PlannedFile) -> Prepared:
