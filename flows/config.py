@@ -56,10 +56,11 @@ class WatchConfig(_Section):
         "batch, so a folder copied in at once gives one run.",
     )
     settle_s: float = Field(
-        1.0,
+        0.5,
         ge=0,
         description="A file is ingested once its size and modification time have not "
-        "changed for this long, so a file still being written is not read half-way.",
+        "changed for this long (counted from its last write), so a file still being "
+        "written is not read half-way. Raise it for slow network shares.",
     )
     settle_timeout_s: float = Field(
         300,

@@ -504,17 +504,21 @@ def watch(
             err.print(f"sent {len(ids)} changed file(s): {', '.join(ids[:5])}")
         return
     run = InProcessRunner(cfg)
-    err.print("watching; syncing each batch in this process (no PREFECT_API_URL)")
-    for ids in batches(cfg):
-        try:
-            report = run(ids)
-        except HeadwaterError as exc:
-            err.print(f"[red]error:[/] {exc}; the next batch or `headwater sync` catches up")
-            continue
-        if as_json:
-            print(json.dumps(report.to_dict()), flush=True)
-        else:
-            _print_summary(report)
+    try:
+        run.warm_up()  # the model, tokenizers and parser processes, before the first event
+        err.print("watching; syncing each batch in this process (no PREFECT_API_URL)")
+        for ids in batches(cfg):
+            try:
+                report = run(ids)
+            except HeadwaterError as exc:
+                err.print(f"[red]error:[/] {exc}; the next batch or `headwater sync` catches up")
+                continue
+            if as_json:
+                print(json.dumps(report.to_dict()), flush=True)
+            else:
+                _print_summary(report)
+    finally:
+        run.close()
 
 
 @app.command("eval")

@@ -102,6 +102,11 @@ class Preparer:
             self._chunkers = chunkers
         return self._chunkers
 
+    def warm_up(self) -> int:
+        """Build the chunkers (and their tokenizers) in this process now, before the first
+        file (a watcher does it in each parser process); returns how many."""
+        return len(self.chunkers)
+
     def prepare(self, item: PlannedFile) -> PreparedFile:
         """Raises LoadError for a file that cannot be read or parsed."""
         t0, started = time.perf_counter(), time.time()
