@@ -177,13 +177,16 @@ class InProcessRunner:
         # The first calls of a model are slower than later ones (thread pools, kernels).
         for _ in range(2):
             engine.embedder.embed([WARM_UP_TEXT])
-        engine.preparer.warm_up()
+        engine.preparer.warm_up(WARM_UP_TEXT)
         if engine.executor is not None:
             # Parser processes start (importing the parsers) on first use, and each builds
             # its own chunkers on its first file: one task each now. They run at once, so
             # each goes to a process of its own.
             workers = getattr(engine.executor, "local_workers", 1) or 1
-            tasks = [engine.executor.submit(engine.preparer.warm_up) for _ in range(workers)]
+            tasks = [
+                engine.executor.submit(engine.preparer.warm_up, WARM_UP_TEXT)
+                for _ in range(workers)
+            ]
             for task in tasks:
                 task.result()
 

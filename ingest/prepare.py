@@ -23,7 +23,7 @@ from headwater.ingest.errors import LoadError
 from headwater.ingest.faults import fault_file
 from headwater.ingest.ids import chunk_ids, content_hash, settings_key
 from headwater.ingest.loading import load_document
-from headwater.ingest.models import Chunk, Document, FileResult, FileStatus
+from headwater.ingest.models import Chunk, Document, Element, FileResult, FileStatus, SourceFile
 from headwater.ingest.planning import PlannedFile
 from headwater.ingest.source import Source
 
@@ -102,10 +102,17 @@ class Preparer:
             self._chunkers = chunkers
         return self._chunkers
 
-    def warm_up(self) -> int:
-        """Build the chunkers (and their tokenizers) in this process now, before the first
-        file (a watcher does it in each parser process); returns how many."""
-        return len(self.chunkers)
+    def warm_up(self, text: str = "Warm up.") -> int:
+        """Build the chunkers in this process and chunk `text` with each, so tokenizers and
+        splitters load now, not on the first file (a watcher does it in each parser
+        process); returns the chunks made."""
+        made = 0
+        for name, chunker in self.chunkers.items():
+            file = SourceFile(name, "warm-up.txt", "", len(text), "")
+            document = Document(file, "txt", "", [Element(text, "NarrativeText")])
+            with _CHUNKING:
+                made += len(chunker.chunk(document))
+        return made
 
     def prepare(self, item: PlannedFile) -> PreparedFile:
         """Raises LoadError for a file that cannot be read or parsed."""
