@@ -19,6 +19,7 @@ from pathlib import Path
 from headwater.compose import build_engine, build_sources
 from headwater.connectors.sources.local import LocalSource
 from headwater.flows.config import HeadwaterConfig
+from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.planning import Scope
 from headwater.ingest.report import SyncReport
 
@@ -189,6 +190,14 @@ class InProcessRunner:
             ]
             for task in tasks:
                 task.result()
+        # The first open of the store is the slow one (Milvus Lite starts its server and
+        # loads the collection); later runs reopen it in milliseconds.
+        try:
+            engine.state.store.ensure_collection(engine.collection_spec)
+        except HeadwaterError as exc:
+            log.warning("could not open the store yet (%s); the first run will", exc)
+        finally:
+            engine.state.close()
 
     def __call__(self, ids: list[str]) -> SyncReport:
         try:
