@@ -23,7 +23,7 @@ def test_small_batches_use_one_thread_and_large_ones_all_cores(embedder: Embedde
         large = embedder.embed(texts)
         assert torch.get_num_threads() == min(before, cpu_cores())
         # The same vectors whatever the threads.
-        again = embedder.embed(["receipts for travel costs"] + texts[:1])
+        again = embedder.embed(["receipts for travel costs", *texts[:1]])
         assert np.allclose(again[0], small[0], atol=1e-5)
         assert np.allclose(again[1], large[0], atol=1e-5)
     finally:
