@@ -695,7 +695,8 @@ def format_validation_error(
         var = _variable_for(raw_loc)
         key = ".".join(str(p) for p in loc)
         if var is not None:
-            lines.append(f"  {var}: {msg}")
+            # The variable is what to fix; the key is what the docs call it.
+            lines.append(f"  {var} ({key}): {msg}" if key else f"  {var}: {msg}")
         else:
             from_file = True
             lines.append(f"  {key}: {msg}" if key else f"  {msg}")

@@ -316,16 +316,19 @@ def test_environment_strings_are_still_parsed(
         # A value from a variable: the variable is named, not the file.
         (
             {"HEADWATER_STORE__BACKEND": "fais"},
-            r"^invalid environment variable\n  HEADWATER_STORE__BACKEND: unknown backend 'fais'; "
+            r"^invalid environment variable\n  HEADWATER_STORE__BACKEND \(store\.backend\): unknown "
+            r"backend 'fais'; "
             r"known: faiss, milvus, weaviate$",
         ),
         (
             {"HEADWATER_EMBEDDING__BATCH_SIZE": "many"},
-            r"^invalid environment variable\n  HEADWATER_EMBEDDING__BATCH_SIZE: must be 'auto'",
+            r"^invalid environment variable\n  HEADWATER_EMBEDDING__BATCH_SIZE \(embedding\.batch_size\): "
+            r"must be 'auto'",
         ),
         (
             {"HEADWATER_STORE__MILVUS__TIMEOUT": "soon"},
-            r"^invalid environment variable\n  HEADWATER_STORE__MILVUS__TIMEOUT: Input should be "
+            r"^invalid environment variable\n  HEADWATER_STORE__MILVUS__TIMEOUT \(store\.milvus\.timeout\): "
+            r"Input should be "
             r"a valid number",
         ),
         # A lower-case variable is read by pydantic-settings too, so it is checked too.
@@ -377,4 +380,7 @@ def test_a_bad_variable_and_a_bad_key_are_both_named(
     lines = str(exc.value).splitlines()
     assert lines[0] == f"{path}: invalid configuration"
     assert "  embedding.modle: unknown key (check the spelling)" in lines
-    assert "  HEADWATER_LOADING__WORKERS: Input should be greater than or equal to 0" in lines
+    assert (
+        "  HEADWATER_LOADING__WORKERS (loading.workers): Input should be greater than or equal to 0"
+        in lines
+    )
