@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from headwater.connectors.registry import check_store_tables, coerced_store_values
+from headwater.connectors.registry import (
+    check_store_tables,
+    coerced_store_values,
+    store_backends,
+    store_class,
+)
 from headwater.ingest.config import IngestConfig, SourceConfig, _Section, load_settings
 from headwater.ingest.errors import ConfigError
 
@@ -49,10 +56,11 @@ class WatchConfig(_Section):
         "batch, so a folder copied in at once gives one run.",
     )
     settle_s: float = Field(
-        1.0,
+        0.5,
         ge=0,
         description="A file is ingested once its size and modification time have not "
-        "changed for this long, so a file still being written is not read half-way.",
+        "changed for this long (counted from its last write), so a file still being "
+        "written is not read half-way. Raise it for slow network shares.",
     )
     settle_timeout_s: float = Field(
         300,
@@ -128,6 +136,12 @@ class HeadwaterConfig(IngestConfig):
         description="Prefect deployments, schedules and the watcher.",
     )
 
+    @classmethod
+    def free_tables(cls, section: str) -> dict[str, Callable[[], type[BaseModel]]]:
+        if section != "store":
+            return {}
+        return {name: partial(_store_model, name) for name in store_backends()}
+
     @model_validator(mode="after")
     def _dask_address_moved(self) -> HeadwaterConfig:
         old = self.orchestration.__dict__.get("dask_address")
@@ -158,6 +172,10 @@ class HeadwaterConfig(IngestConfig):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return self
+
+
+def _store_model(backend: str) -> type[BaseModel]:
+    return store_class(backend).config_model
 
 
 def load_config(path: str | Path | None = None) -> HeadwaterConfig:

@@ -28,6 +28,7 @@ from headwater.ingest.engine import SyncEngine
 from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.planning import Scope
 from headwater.ingest.report import SyncReport
+from headwater.ingest.telemetry import configure_from_environment
 
 T = TypeVar("T")
 
@@ -95,38 +96,59 @@ def task_runner(config: HeadwaterConfig, engine: SyncEngine | None = None) -> Ta
     return DaskTaskRunner(address=address or config.cluster.address)
 
 
-def report_markdown(report: SyncReport, title: str = "Headwater sync") -> str:
-    """The run report as the markdown artifact: the counts and failures of `sync --json`."""
+SLOWEST = 10
+"""Files the artifact lists as the slowest to read, parse and chunk."""
+
+
+def report_markdown(
+    report: SyncReport, title: str = "Headwater sync", slowest: int = SLOWEST
+) -> str:
+    """The run report as the markdown artifact: the counts of `sync --json` in tables whose
+    rows say what they count, the failures (file, reason) and the slowest files."""
     data = report.to_dict()
-    files, chunks = data["files"], data["chunks"]
+    files, chunks, stages = data["files"], data["chunks"], data["stage_seconds"]
+    failed = len(data["failures"]) + len(data["source_errors"])
     lines = [
         f"# {title}",
         "",
-        f"Store: `{data['store']}`. Result: {'ok' if data['ok'] else 'with failures'}.",
+        f"Store: `{data['store']}`. Result: {'ok' if data['ok'] else f'{failed} failed'}.",
         "",
-        "| files | " + " | ".join(files) + " |",
-        "|---|" + "---|" * len(files),
-        "| | " + " | ".join(str(v) for v in files.values()) + " |",
+        *_table(["", *files], [["files", *files.values()]]),
         "",
-        "| chunks | " + " | ".join(chunks) + " | truncated |",
-        "|---|" + "---|" * (len(chunks) + 1),
-        "| | " + " | ".join(str(v) for v in chunks.values()) + f" | {data['truncated']} |",
+        *_table(["", *chunks, "truncated"], [["chunks", *chunks.values(), data["truncated"]]]),
         "",
-        "| stage | " + " | ".join(data["stage_seconds"]) + " | wall |",
-        "|---|" + "---|" * (len(data["stage_seconds"]) + 1),
-        "| seconds | "
-        + " | ".join(f"{v:.2f}" for v in data["stage_seconds"].values())
-        + f" | {data['wall_seconds']:.2f} |",
+        *_table(
+            ["", *stages, "wall"],
+            [["seconds", *(f"{v:.2f}" for v in stages.values()), f"{data['wall_seconds']:.2f}"]],
+        ),
+        "",
+        "Stage seconds add up the time each stage was busy, in every worker; stages run at "
+        "the same time (files are parsed while others are embedded), so their sum may "
+        "exceed the wall time.",
     ]
     if data["warnings"]:
         lines += ["", "## Warnings", "", *(f"- {w}" for w in data["warnings"])]
-    if data["failures"] or data["source_errors"]:
-        lines += ["", "## Failures", "", "| file | reason |", "|---|---|"]
-        lines += [f"| {f['path']} | {_cell(f['reason'])} |" for f in data["failures"]]
+    if failed:
+        rows = [[f["path"], f["reason"]] for f in data["failures"]]
+        rows += [[f"source {n}", r] for n, r in data["source_errors"].items()]
+        lines += ["", f"## Failures ({failed})", "", *_table(["file", "reason"], rows)]
+    timed = sorted((f for f in report.files if f.seconds > 0), key=lambda f: -f.seconds)
+    if timed:
+        rows = [[f.source_id, f.status.value, f.chunks, f"{f.seconds:.2f}"] for f in timed]
         lines += [
-            f"| source {name} | {_cell(reason)} |" for name, reason in data["source_errors"].items()
+            "",
+            f"## Slowest files ({min(slowest, len(rows))} of {len(rows)} read this run)",
+            "",
+            *_table(["file", "status", "chunks", "seconds"], rows[:slowest]),
         ]
     return "\n".join(lines)
+
+
+def _table(header: list[Any], rows: list[list[Any]]) -> list[str]:
+    """A markdown table; each row's first cell says what the row holds."""
+    out = ["| " + " | ".join(_cell(str(h)) for h in header) + " |", "|---" * len(header) + "|"]
+    out += ["| " + " | ".join(_cell(str(c)) for c in row) + " |" for row in rows]
+    return out
 
 
 def _cell(text: str) -> str:
@@ -166,6 +188,7 @@ def sync_flow(
     """Sync the configured sources (or only `sources`, or only the documents `paths`, given
     as ``source:path`` ids); returns the same object as `headwater sync --json`."""
     logger = get_run_logger()
+    configure_from_environment()  # a served flow run is a process of its own
     config = load_config(config_path)
     load_secrets(config)
     scope = Scope(frozenset(sources or ()), frozenset(paths or ()))

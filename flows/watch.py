@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from headwater.compose import build_embedder, build_engine, build_sources
+from headwater.compose import build_engine, build_sources
 from headwater.connectors.sources.local import LocalSource
 from headwater.flows.config import HeadwaterConfig
+from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.planning import Scope
 from headwater.ingest.report import SyncReport
 
@@ -77,6 +78,12 @@ def _signature(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
+def _age(signature: tuple[int, int] | None, now: float) -> float:
+    """Seconds since the file was last modified (0 if in the future); a file that is gone
+    has nothing left to wait for."""
+    return float("inf") if signature is None else max(0.0, now - signature[1] / 1e9)
+
+
 def settle(paths: list[Path], quiet_s: float, timeout_s: float) -> list[Path]:
     """Wait until each existing path's size and mtime held still for `quiet_s`; return
     those that did (deleted ones count as settled). Files still changing at the timeout
@@ -84,11 +91,14 @@ def settle(paths: list[Path], quiet_s: float, timeout_s: float) -> list[Path]:
     if quiet_s <= 0:
         return paths
     last = {p: _signature(p) for p in paths}
-    still_since = dict.fromkeys(paths, time.monotonic())
-    deadline = time.monotonic() + timeout_s
-    pending = set(paths)
+    # A file is still since it was last written: one moved in with an old mtime is ready
+    # at once, and a note saved in one go waits quiet_s from its save, not from the event.
+    start, wall = time.monotonic(), time.time()
+    still_since = {p: start - _age(last[p], wall) for p in paths}
+    deadline = start + timeout_s
+    pending = {p for p in paths if start - still_since[p] < quiet_s}
     while pending and time.monotonic() < deadline:
-        time.sleep(min(quiet_s / 4, 0.25))
+        time.sleep(min(quiet_s / 10, 0.05))
         now = time.monotonic()
         for p in list(pending):
             sig = _signature(p)
@@ -141,25 +151,64 @@ def batches(config: HeadwaterConfig, stop: threading.Event | None = None) -> Ite
             yield ids
 
 
-class InProcessRunner:
-    """Runs each batch as a scoped sync here, sharing one loaded model between runs.
+WARM_UP_TEXT = (
+    "Travel costs are reimbursed within thirty days of the trip. Submit the receipts with "
+    "the expense form; your manager approves the claim and finance pays it with the next "
+    "salary. Ask the finance team about costs that the policy does not list."
+)
 
-    The store is closed after every run, so between runs other processes (`headwater
-    query`, a Milvus Lite reader) can open it.
+
+class InProcessRunner:
+    """Runs each batch as a scoped sync here, with everything a run needs kept warm: one
+    engine, its loaded model, its chunkers (tokenizers) and its parser processes live as
+    long as the watcher, so a file dropped in costs its own parsing and embedding only.
+
+    The store and the manifest are closed after every run, so between runs other
+    processes (`headwater query`, a Milvus Lite reader) can open them.
     """
 
     def __init__(self, config: HeadwaterConfig) -> None:
         self.config = config
-        self.embedder = build_embedder(config)
+        self.engine = build_engine(config)
+
+    def warm_up(self) -> None:
+        """Load the model, build the chunkers and start the parser processes now, before
+        the first event, instead of in the first event's run."""
+        engine = self.engine
+        # The first calls of a model are slower than later ones (thread pools, kernels).
+        for _ in range(2):
+            engine.embedder.embed([WARM_UP_TEXT])
+        engine.preparer.warm_up(WARM_UP_TEXT)
+        if engine.executor is not None:
+            # Parser processes start (importing the parsers) on first use, and each builds
+            # its own chunkers on its first file: one task each now. They run at once, so
+            # each goes to a process of its own.
+            workers = getattr(engine.executor, "local_workers", 1) or 1
+            tasks = [
+                engine.executor.submit(engine.preparer.warm_up, WARM_UP_TEXT)
+                for _ in range(workers)
+            ]
+            for task in tasks:
+                task.result()
+        # The first open of the store is the slow one (Milvus Lite starts its server and
+        # loads the collection); later runs reopen it in milliseconds.
+        try:
+            engine.state.store.ensure_collection(engine.collection_spec)
+        except HeadwaterError as exc:
+            log.warning("could not open the store yet (%s); the first run will", exc)
+        finally:
+            engine.state.close()
 
     def __call__(self, ids: list[str]) -> SyncReport:
-        engine = build_engine(self.config, embedder=self.embedder)
         try:
-            return engine.run(
+            return self.engine.run(
                 wait=self.config.orchestration.lock_wait_s, scope=Scope(source_ids=frozenset(ids))
             )
         finally:
-            engine.close()
+            self.engine.state.close()
+
+    def close(self) -> None:
+        self.engine.close()
 
 
 class EventEmitter:

@@ -43,6 +43,7 @@ from headwater.ingest.logs import Routing
 from headwater.ingest.models import SearchMode
 from headwater.ingest.report import SyncReport
 from headwater.ingest.source import is_url, redact_url
+from headwater.ingest.telemetry import configure_from_environment
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -231,6 +232,7 @@ def _main(
     ] = False,
 ) -> None:
     """Keep a vector knowledge base in step with your documents."""
+    configure_from_environment()  # spans of syncs, when OTEL_TRACES_EXPORTER asks for them
 
 
 ConfigOption = Annotated[
@@ -571,7 +573,8 @@ def migrate(
         )
     console.print(
         f"verified: destination holds {report.destination_count} chunks; manifest records "
-        f"{report.documents} documents for it. Use --config {to} from now on."
+        f"{report.documents} documents and {report.failures} failed files (not parsed "
+        f"again until they change) for it. Use --config {to} from now on."
     )
 
 
@@ -762,17 +765,21 @@ def watch(
             note.print(f"sent {len(ids)} changed file(s): {', '.join(ids[:5])}")
         return
     run = InProcessRunner(cfg)
-    note.print("watching; syncing each batch in this process (no PREFECT_API_URL)")
-    for ids in batches(cfg):
-        try:
-            report = run(ids)
-        except HeadwaterError as exc:
-            err.print(f"[red]error:[/] {exc}; the next batch or `headwater sync` catches up")
-            continue
-        if as_json:
-            print(json.dumps(report.to_dict()), flush=True)
-        else:
-            _print_summary(report)
+    try:
+        run.warm_up()  # the model, tokenizers and parser processes, before the first event
+        note.print("watching; syncing each batch in this process (no PREFECT_API_URL)")
+        for ids in batches(cfg):
+            try:
+                report = run(ids)
+            except HeadwaterError as exc:
+                err.print(f"[red]error:[/] {exc}; the next batch or `headwater sync` catches up")
+                continue
+            if as_json:
+                print(json.dumps(report.to_dict()), flush=True)
+            else:
+                _print_summary(report)
+    finally:
+        run.close()
 
 
 @command("eval")

@@ -7,11 +7,14 @@ Relative paths in the file are relative to the file's folder.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterator
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -27,7 +30,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from headwater.ingest.chunking.config import STRATEGIES, ChunkingConfig, RecursiveChunking
+from headwater.ingest.chunking.config import (
+    STRATEGIES,
+    STRATEGY_MODELS,
+    ChunkingConfig,
+    RecursiveChunking,
+)
 from headwater.ingest.cluster import ClusterConfig
 from headwater.ingest.embedding import EmbeddingConfig, EmbeddingContext
 from headwater.ingest.errors import ConfigError
@@ -36,6 +44,14 @@ from headwater.ingest.search import SearchConfig
 
 CONFIG_FILENAME = "headwater.toml"
 ENV_PREFIX = "HEADWATER_"
+
+OTHER_VARIABLES = frozenset({"HEADWATER_CONFIG", "HEADWATER_FAULT", "HEADWATER_FAULT_FILE"})
+"""HEADWATER_* variables Headwater reads that are not config keys: the config file's path
+and the fault injection of the kill tests (ingest/faults.py)."""
+
+OTHER_PREFIXES = ("HEADWATER_TEST_", "HEADWATER_WRITE_")
+"""Prefixes of variables the test suite reads (HEADWATER_TEST_MILVUS_URI,
+HEADWATER_WRITE_DOCS...): never config keys either."""
 
 
 class _Section(BaseModel):
@@ -368,6 +384,12 @@ class IngestConfig(BaseSettings):
         # The file's values arrive as init kwargs; the environment must win over them.
         return (env_settings, init_settings)
 
+    @classmethod
+    def free_tables(cls, section: str) -> dict[str, Callable[[], type[BaseModel]]]:
+        """The free-form tables a section holds (the store backends' under ``store``), each
+        with a function that returns its model; the core knows none."""
+        return {}
+
     @model_validator(mode="after")
     def _unique_source_names(self) -> IngestConfig:
         names = [s.name for s in self.sources]
@@ -425,6 +447,11 @@ def load_settings(
         if secrets:
             raise ConfigError("\n".join([f"{file}: secrets do not belong in the file", *secrets]))
         data["config_dir"] = file.resolve().parent
+    unknown = unknown_variables(model, os.environ)
+    if unknown:
+        head = "unknown environment variable" + ("s" if len(unknown) > 1 else "")
+        head += " (Headwater reads HEADWATER_<SECTION>__<KEY>)"
+        raise ConfigError("\n".join([head, *(f"  {u}" for u in unknown)]))
     try:
         config = model(**data)
     except ValidationError as exc:
@@ -537,25 +564,144 @@ def _has_password(url: str) -> bool:
         return False
 
 
+def _models_in(annotation: Any) -> tuple[list[type[BaseModel]], bool]:
+    """The config models a field's type holds (all members of a union), and whether it
+    also takes free-form values (a list or a table), whose keys the model cannot name."""
+    models: list[type[BaseModel]] = []
+    free = False
+    todo = [annotation]
+    while todo:
+        tp = todo.pop()
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            todo.append(typing.get_args(tp)[0])
+        elif origin in (typing.Union, types.UnionType):
+            todo.extend(typing.get_args(tp))
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            models.append(tp)
+        elif origin in (list, dict) or tp is Any:
+            free = True
+    return models, free
+
+
+def env_names(
+    model: type[BaseModel],
+    tables: Callable[[str], dict[str, Callable[[], type[BaseModel]]]] | None = None,
+    prefix: str = ENV_PREFIX,
+) -> tuple[set[str], set[str]]:
+    """Every variable name that sets a key of `model` (``HEADWATER_EMBEDDING__DEVICE``),
+    and the names below which any key goes (lists and tables, set as a whole or by key).
+    `tables` gives a section's free-form tables and their models (see
+    `IngestConfig.free_tables`)."""
+    names: set[str] = set()
+    open_: set[str] = set()
+    for field, info in model.model_fields.items():
+        name = prefix + field.upper()
+        names.add(name)
+        models, free = _models_in(info.annotation)
+        if free:
+            open_.add(name)
+        for sub in models:
+            more, more_open = env_names(sub, None, name + "__")
+            names |= more
+            open_ |= more_open
+        if tables is not None:
+            for table, table_model in tables(field).items():
+                more, more_open = env_names(table_model(), None, f"{name}__{table.upper()}__")
+                names |= more | {f"{name}__{table.upper()}"}
+                open_ |= more_open
+    return names, open_
+
+
+def unknown_variables(model: type[IngestConfig], environ: Mapping[str, str]) -> list[str]:
+    """One line per ``HEADWATER_*`` variable that sets no config key, with the closest
+    valid name: a misspelt variable must not be ignored without a word."""
+    candidates = sorted(
+        v
+        for v in environ
+        if v.upper().startswith(ENV_PREFIX)
+        and v.upper() not in OTHER_VARIABLES
+        and not v.upper().startswith(OTHER_PREFIXES)
+    )
+    if not candidates:
+        return []
+    names, open_ = env_names(model)
+    unknown = [v for v in candidates if not _sets_a_key(v.upper(), names, open_)]
+    if unknown:
+        # The backends' own tables are only imported when a variable may point into them.
+        names, open_ = env_names(model, model.free_tables)
+        unknown = [v for v in unknown if not _sets_a_key(v.upper(), names, open_)]
+    out = []
+    for var in unknown:
+        close = difflib.get_close_matches(var.upper(), sorted(names), n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "no config key has this name"
+        out.append(f"{var}: unknown variable; {hint}")
+    return out
+
+
+def _sets_a_key(var: str, names: set[str], open_: set[str]) -> bool:
+    return var in names or any(var.startswith(o + "__") for o in open_)
+
+
+def _variable_for(loc: tuple[int | str, ...]) -> str | None:
+    """The set environment variable that gave the value at `loc`, if one did: the longest
+    one naming the key or a table above it (the environment wins over the file)."""
+    parts = [str(p).upper() for p in loc if not isinstance(p, int)]
+    upper = {k.upper(): k for k in os.environ}
+    for n in range(len(parts), 0, -1):
+        var = ENV_PREFIX + "__".join(parts[:n])
+        if var in upper:
+            return upper[var]
+    return None
+
+
+def _other_strategy_key(loc: tuple[int | str, ...]) -> str | None:
+    """For a key that the source's strategy lacks but another has, which strategy has it."""
+    if len(loc) < 3 or loc[-3] != "chunking" or loc[-2] not in STRATEGIES:
+        return None
+    key, used = str(loc[-1]), str(loc[-2])
+    owners = [name for name, m in STRATEGY_MODELS.items() if key in m.model_fields]
+    if not owners:
+        return None
+    whose = " and ".join(owners)
+    what = "variant" if "strategies" in loc else "source"
+    return (
+        f"`{key}` belongs to the {whose} strateg{'ies' if len(owners) > 1 else 'y'}; "
+        f"this {what} uses `{used}`"
+    )
+
+
 def format_validation_error(
     exc: ValidationError, where: str, data: dict[str, Any] | None = None
 ) -> str:
-    lines = [f"{where}: invalid configuration"]
+    """One line per problem, each naming the key, or the environment variable where one
+    set the value; the first line names the file only when the file is to blame."""
+    lines = []
+    from_file = False
     for err in exc.errors():
         loc = _readable_loc(err["loc"], data or {})
+        raw_loc: tuple[int | str, ...] = err["loc"]
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling)"
+            msg = _other_strategy_key(raw_loc) or "unknown key (check the spelling)"
         elif err["type"] == "invalid_strategy":
             loc = (*loc, "strategy")
             given = err["input"].get("strategy") if isinstance(err["input"], dict) else None
             msg = f"unknown strategy {given!r}; choose one of: {', '.join(STRATEGIES)}"
-        # Whole-file checks name their key in the message themselves.
+        elif not loc and (named := re.match(r"([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*): ", msg)):
+            # Whole-config checks (the store tables) name their key in the message.
+            raw_loc = loc = tuple(named.group(1).split("."))
+            msg = msg[named.end() :]
+        var = _variable_for(raw_loc)
         key = ".".join(str(p) for p in loc)
-        env = ENV_PREFIX + "__".join(str(p).upper() for p in err["loc"] if not isinstance(p, int))
-        hint = f" (or environment variable {env})" if env in os.environ else ""
-        lines.append(f"  {key}: {msg}{hint}" if key else f"  {msg}{hint}")
-    return "\n".join(lines)
+        if var is not None:
+            # The variable is what to fix; the key is what the docs call it.
+            lines.append(f"  {var} ({key}): {msg}" if key else f"  {var}: {msg}")
+        else:
+            from_file = True
+            lines.append(f"  {key}: {msg}" if key else f"  {msg}")
+    head = f"{where}: invalid configuration" if from_file else "invalid environment variable"
+    return "\n".join([head + ("s" if not from_file and len(lines) > 1 else ""), *lines])
 
 
 def _readable_loc(loc: tuple[int | str, ...], data: dict[str, Any]) -> tuple[int | str, ...]:

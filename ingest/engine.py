@@ -36,6 +36,7 @@ from headwater.ingest.prepare import Prepared, PreparedFile, Preparer, failure
 from headwater.ingest.report import SyncReport
 from headwater.ingest.source import Source
 from headwater.ingest.state import KnowledgeState
+from headwater.ingest.telemetry import Tracing, now
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class SyncEngine:
         self.executor = executor
         self.progress = progress or (lambda stage, done, total: None)
         self._busy_parsers: Callable[[], int] = _no_parsers
+        self._tracing = Tracing()
 
     @property
     def sources(self) -> list[Source]:
@@ -128,10 +130,14 @@ class SyncEngine:
         """One sync of `scope` (default everything), preparing files on `executor` (default
         the engine's own). Raises SyncLockedError if another sync holds the state folder
         for longer than `wait` seconds."""
-        with self.state.exclusive(wait):
+        # A tracer provider set since the engine was built (by the application) is used.
+        self._tracing = tracing = Tracing()
+        where = {"backend": self.state.backend, "collection": self.state.store.collection}
+        with self.state.exclusive(wait), tracing.span("sync", **where) as root:
             report = SyncReport(store=f"{self.state.backend}:{self.state.store.location}")
-            with report.timed("list_plan"):
+            with report.timed("list_plan"), tracing.span("plan") as span:
                 the_plan = self.plan(report, scope, retry_failed=retry_failed)
+                span.set_attributes(_plan_attributes(the_plan))
             self._report_planned(the_plan, report)
             if the_plan.to_load:
                 # Before any file is parsed: a collection made for another model fails now.
@@ -145,6 +151,7 @@ class SyncEngine:
                 with report.timed("write"):
                     self.state.store.flush()
             report.stop_clock()
+            root.set_attributes(_report_attributes(report))
             return report
 
     def plan(
@@ -229,6 +236,7 @@ class SyncEngine:
             for done, (item, future) in enumerate(work, 1):
                 fault_point("load")
                 result = _outcome(item, future)
+                self._trace_prepared(item, result)
                 if isinstance(result, PreparedFile):
                     for stage, seconds in result.seconds.items():
                         report.stage_seconds[stage] += seconds
@@ -249,6 +257,25 @@ class SyncEngine:
             self._busy_parsers = _no_parsers
             if owned:
                 runner.shutdown(wait=True)
+
+    def _trace_prepared(self, item: PlannedFile, result: Prepared) -> None:
+        """Load and chunk spans of one file, timed where it was prepared."""
+        file = item.file.source_id
+        if isinstance(result, FileResult):
+            start = now() - result.seconds
+            self._tracing.past("load", start, result.seconds, result.reason, file=file)
+            return
+        load = result.seconds.get("load", 0.0)
+        status = "unchanged" if result.same_content else "loaded"
+        self._tracing.past("load", result.started, load, file=file, status=status)
+        if "chunk" in result.seconds:
+            self._tracing.past(
+                "chunk",
+                result.started + load,
+                result.seconds["chunk"],
+                file=file,
+                chunks=len(result.chunks),
+            )
 
     def _cpu_threads(self) -> int | None:
         """The encoder's thread budget now: a core less per file being parsed here."""
@@ -272,12 +299,19 @@ class SyncEngine:
         records, embedded, truncated = self._vectors(plan, report)
         with report.timed("write"):
             if records:
-                state.store.upsert(records)
+                with self._tracing.span("upsert", records=len(records)):
+                    state.store.upsert(records)
             if plan.delete:
-                state.store.delete_ids(plan.delete)
+                with self._tracing.span("delete", chunks=len(plan.delete)):
+                    state.store.delete_ids(plan.delete)
 
         fault_point("commit")  # the store holds the batch; the manifest does not yet
-        with report.timed("commit"):
+        with (
+            report.timed("commit"),
+            self._tracing.span(
+                "commit", documents=len(plan.documents), failures=len(batch.failures)
+            ),
+        ):
             state.manifest.commit_batch(
                 documents=[(d.entry, d.hashes) for d in plan.documents],
                 touched=[(p.planned.file.source_id, p.planned.file.fingerprint) for p in touched],
@@ -318,7 +352,7 @@ class SyncEngine:
         chunks: list[Chunk] = list(to_embed.values())
         texts = [embedding_input(c, self.preparer.context) for c in chunks]
         embedded = set(to_embed)
-        with report.timed("embed"):
+        with report.timed("embed"), self._tracing.span("embed", chunks=len(chunks)) as span:
             self.progress("embed", 0, len(chunks))
             # The model cuts longer input silently; count it so the report can say so.
             counts = self.embedder.token_counts(texts)
@@ -334,6 +368,7 @@ class SyncEngine:
                     self.embedder, texts, counts, threads=self._cpu_threads
                 )
                 embedded -= {chunks[i].id for i in reused}
+                span.set_attribute("headwater.chunks.cached", len(reused))
             self.progress("embed", len(chunks), len(chunks))
         records.extend(VectorRecord(c, v) for c, v in zip(chunks, vectors, strict=True))
         return records, embedded, truncated
@@ -358,6 +393,7 @@ class SyncEngine:
                         p.planned.file.path,
                         FileStatus.UNCHANGED,
                         chunks=prev.chunk_count if prev else 0,
+                        seconds=sum(p.seconds.values()),
                     )
                 )
         written = {r.id for r in records}
@@ -374,6 +410,7 @@ class SyncEngine:
                     deleted=len(d.deleted),
                     truncated=len(ids & truncated),
                     warnings=d.file.warnings,
+                    seconds=sum(d.file.seconds.values()),
                 )
             )
 
@@ -383,7 +420,12 @@ class SyncEngine:
         for start in range(0, len(entries), REMOVE_BATCH):
             batch = entries[start : start + REMOVE_BATCH]
             sids = [e.source_id for e in batch]
-            with report.timed("write"):
+            with (
+                report.timed("write"),
+                self._tracing.span(
+                    "delete", files=len(batch), chunks=sum(e.chunk_count for e in batch)
+                ),
+            ):
                 stored = self.state.store.ids_by_source(sids)
                 gone = {cid for ids in stored.values() for cid in ids}
                 if gone:
@@ -408,6 +450,25 @@ class SyncEngine:
 
 def _no_parsers() -> int:
     return 0
+
+
+def _plan_attributes(the_plan: SyncPlan) -> dict[str, int]:
+    return {
+        "headwater.files.to_load": len(the_plan.to_load),
+        "headwater.files.unchanged": len(the_plan.unchanged),
+        "headwater.files.deleted": len(the_plan.deleted),
+        "headwater.files.known_failures": len(the_plan.known_failures),
+    }
+
+
+def _report_attributes(report: SyncReport) -> dict[str, int | float | bool]:
+    """The sync span's totals: what `sync --json` counts."""
+    out: dict[str, int | float | bool] = {"headwater.ok": report.ok}
+    out |= {f"headwater.files.{k}": v for k, v in report.file_counts().items()}
+    out |= {f"headwater.chunks.{k}": v for k, v in report.chunk_counts().items()}
+    out["headwater.chunks.truncated"] = report.truncated
+    out |= {f"headwater.seconds.{k}": round(v, 3) for k, v in report.stage_seconds.items()}
+    return out
 
 
 def _outcome(item: PlannedFile, future: Future[Prepared]) -> Prepared:

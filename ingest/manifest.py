@@ -252,7 +252,8 @@ class Manifest:
 
     def copy_to(self, other: Manifest) -> int:
         """Make `other` (another target, maybe another file) describe exactly what this one
-        does, in one transaction on `other`; returns the documents copied."""
+        does (documents, chunks and remembered failures), in one transaction on `other`;
+        returns the documents copied."""
         files = self.db.execute(
             "SELECT source_id, source, path, fingerprint, content_hash, chunker, chunk_count,"
             " updated_at FROM files WHERE target = ?",
@@ -261,15 +262,26 @@ class Manifest:
         chunks = self.db.execute(
             "SELECT chunk_id, source_id, meta_hash FROM chunks WHERE target = ?", (self.target,)
         ).fetchall()
+        # The memory of files that failed on their content travels too, so the first sync on
+        # the new store does not parse them again (they fail there the same way).
+        failures = self.db.execute(
+            "SELECT source_id, fingerprint, settings, reason, failed_at FROM failures"
+            " WHERE target = ?",
+            (self.target,),
+        ).fetchall()
         with other._transaction() as db:
-            db.execute("DELETE FROM files WHERE target = ?", (other.target,))
-            db.execute("DELETE FROM chunks WHERE target = ?", (other.target,))
+            for table in ("files", "chunks", "failures"):
+                db.execute(f"DELETE FROM {table} WHERE target = ?", (other.target,))
             db.executemany(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(other.target, *row) for row in files],
             )
             db.executemany(
                 "INSERT INTO chunks VALUES (?, ?, ?, ?)", [(other.target, *row) for row in chunks]
+            )
+            db.executemany(
+                "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                [(other.target, *row) for row in failures],
             )
         return len(files)
 

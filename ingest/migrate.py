@@ -25,6 +25,8 @@ class MigrationReport:
     destination_count: int
     documents: int
     """Manifest documents now recorded for the destination."""
+    failures: int
+    """Files remembered as failed on their content, now remembered for the destination too."""
     embedded: int
     seconds: float
 
@@ -87,6 +89,7 @@ def migrate(
                     f"{dst.store.location} holds {held}; the destination manifest was not changed"
                 )
             documents = src.manifest.copy_to(dst.manifest)
+            failures = len(dst.manifest.failures())
     finally:
         src.close()
         dst.close()
@@ -97,6 +100,7 @@ def migrate(
         removed_from_destination=removed,
         destination_count=held,
         documents=documents,
+        failures=failures,
         embedded=0,
         seconds=time.perf_counter() - t0,
     )

@@ -292,6 +292,9 @@ class FileResult:
     (counted in `chunks`) until the file loads again or disappears."""
     warnings: tuple[str, ...] = ()
     """What loading left out of a file that went through (see `Document.warnings`)."""
+    seconds: float = 0.0
+    """Time spent reading, parsing and chunking it, wherever it was prepared (the artifact's
+    slowest files)."""
     permanent: bool = False
     """FAILED because of its content (see `LoadError.permanent`), not a read error, a time
     or memory limit, or a crash, which are tried again on every run."""

@@ -23,7 +23,7 @@ from headwater.ingest.errors import LoadError
 from headwater.ingest.faults import fault_file
 from headwater.ingest.ids import chunk_ids, content_hash, settings_key
 from headwater.ingest.loading import load_document
-from headwater.ingest.models import Chunk, Document, FileResult, FileStatus
+from headwater.ingest.models import Chunk, Document, Element, FileResult, FileStatus, SourceFile
 from headwater.ingest.planning import PlannedFile
 from headwater.ingest.source import Source
 
@@ -44,6 +44,8 @@ class PreparedFile:
     same_content: bool = False
     seconds: dict[str, float] = field(default_factory=dict, compare=False)
     """Time spent per stage ("load", "chunk") wherever the file was prepared."""
+    started: float = field(default=0.0, compare=False)
+    """When its preparation began (`time.time()`), for its trace spans."""
     warnings: tuple[str, ...] = ()
     """What loading left out (see `Document.warnings`)."""
 
@@ -100,9 +102,21 @@ class Preparer:
             self._chunkers = chunkers
         return self._chunkers
 
+    def warm_up(self, text: str = "Warm up.") -> int:
+        """Build the chunkers in this process and chunk `text` with each, so tokenizers and
+        splitters load now, not on the first file (a watcher does it in each parser
+        process); returns the chunks made."""
+        made = 0
+        for name, chunker in self.chunkers.items():
+            file = SourceFile(name, "warm-up.txt", "", len(text), "")
+            document = Document(file, "txt", "", [Element(text, "NarrativeText")])
+            with _CHUNKING:
+                made += len(chunker.chunk(document))
+        return made
+
     def prepare(self, item: PlannedFile) -> PreparedFile:
         """Raises LoadError for a file that cannot be read or parsed."""
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
         fault_file(item.file.path)
         try:
             data = self.sources[item.file.source].read_bytes(item.file)
@@ -112,7 +126,11 @@ class Preparer:
         prev = item.previous
         if prev and prev.content_hash == digest and prev.chunker == item.chunker:
             return PreparedFile(
-                item, digest, same_content=True, seconds={"load": time.perf_counter() - t0}
+                item,
+                digest,
+                same_content=True,
+                seconds={"load": time.perf_counter() - t0},
+                started=started,
             )
         try:
             document = load_document(item.file, data, self.loading)
@@ -123,7 +141,12 @@ class Preparer:
             chunks = self.chunkers[item.file.source].chunk(document)
         seconds = {"load": t1 - t0, "chunk": time.perf_counter() - t1}
         return PreparedFile(
-            item, digest, tuple(chunks), seconds=seconds, warnings=document.warnings
+            item,
+            digest,
+            tuple(chunks),
+            seconds=seconds,
+            warnings=document.warnings,
+            started=started,
         )
 
     def prepare_one(self, item: PlannedFile) -> Prepared:
@@ -133,10 +156,9 @@ class Preparer:
             return self.prepare(item)
         except LoadError as exc:
             # The time went into the load stage even though no chunks came of it.
-            return replace(
-                failure(item, exc.reason, permanent=exc.permanent),
-                load_seconds=time.perf_counter() - t0,
-            )
+            spent = time.perf_counter() - t0
+            failed = failure(item, exc.reason, permanent=exc.permanent)
+            return replace(failed, load_seconds=spent, seconds=spent)
 
 
 class ContextChunker:

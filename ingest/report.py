@@ -109,7 +109,11 @@ class SyncReport:
             "stage_seconds_are": STAGE_TIMES,
             "wall_seconds": round(self.wall_seconds, 3),
             "per_file": [
-                {k: v for k, v in asdict(f).items() if v is not None and v != ()}
+                {
+                    k: round(v, 3) if k == "seconds" else v
+                    for k, v in asdict(f).items()
+                    if v is not None and v != ()
+                }
                 for f in self.files
                 if f.status is not FileStatus.UNCHANGED
             ],

@@ -42,7 +42,9 @@ One TOML file holds the whole configuration. `headwater` reads the file given wi
   coercion (`chunk_size = "200"`, `ocr = 1`) is an error too.
 - **Environment variables override the file**: `HEADWATER_<SECTION>__<KEY>`, with `__`
   between levels, for example `HEADWATER_EMBEDDING__DEVICE=cpu` or
-  `HEADWATER_STORE__MILVUS__URI=http://milvus:19530`.
+  `HEADWATER_STORE__MILVUS__URI=http://milvus:19530`. A misspelt variable is an error
+  naming the closest key, and a bad value names its variable
+  ([configuration errors](configuration-errors.md)).
 - **Relative paths** (a source's `path`, `state.dir`, a store file) start at the config
   file's folder.
 - **Secrets never go in the file.** A password in a URL, or a `token`, `password` or

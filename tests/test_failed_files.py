@@ -121,3 +121,23 @@ def test_a_failed_file_that_is_deleted_is_forgotten(tmp_path: Path, embedder: Em
     report = _sync(tmp_path, source, embedder)
     assert not _failure(report).endswith(NOT_AGAIN)
     assert source.reads["broken.pdf"] == 2
+
+
+def test_migrate_carries_the_failure_memory(tmp_path: Path, embedder: Embedder) -> None:
+    from headwater.compose import build_state
+    from headwater.ingest.migrate import migrate
+
+    source = CountingSource(_docs(tmp_path))
+    reason = _failure(_sync(tmp_path, source, embedder))
+    assert source.reads["broken.pdf"] == 1
+
+    moved = tmp_path / "moved"
+    origin = make_config(tmp_path, source.root, store={"backend": "faiss"})
+    target = make_config(moved, source.root, store={"backend": "milvus"})
+    assert migrate(build_state(origin), build_state(target)).failures == 1
+
+    # The first sync on the new store neither reads the file nor forgets that it failed.
+    report = _sync(moved, source, embedder, store={"backend": "milvus"})
+    assert _failure(report) == f"{reason} {NOT_AGAIN}"
+    assert source.reads["broken.pdf"] == 1
+    assert report.chunk_counts()["embedded"] == 0

@@ -45,6 +45,19 @@ def test_settle_returns_only_after_a_growing_file_stops_changing(tmp_path: Path)
     assert path.read_text().endswith("part 5\n")
 
 
+def test_settle_counts_stillness_from_the_last_write(tmp_path: Path) -> None:
+    # A file moved in with an old mtime, and a deleted one, have nothing to wait for: both
+    # are ready though the quiet period is longer than the time allowed.
+    old = tmp_path / "moved-in.txt"
+    old.write_text("written an hour ago\n")
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    gone = tmp_path / "deleted.txt"
+    fresh = tmp_path / "just-written.txt"
+    fresh.write_text("now\n")
+    assert settle([old, gone, fresh], quiet_s=30, timeout_s=0.5) == [old, gone]
+
+
 def test_settle_gives_up_on_a_file_that_never_stops_changing(tmp_path: Path) -> None:
     path = tmp_path / "log.txt"
     path.write_text("")

@@ -225,3 +225,12 @@ ChunkingConfig: TypeAlias = Annotated[
     ),
 ]
 """How a source's documents are split into chunks: one model per strategy."""
+
+STRATEGY_MODELS: dict[str, type[BaseModel]] = {
+    "recursive": RecursiveChunking,
+    "token": TokenChunking,
+    "headers": HeadersChunking,
+    "elements": ElementsChunking,
+    "semantic": SemanticChunking,
+}
+"""Each strategy's settings model, by name (an error for a key of another strategy names it)."""
