@@ -107,7 +107,7 @@ def test_a_sync_is_one_span_tree_with_its_counts(
     engine.run()
     named = _by_name(spans.get_finished_spans())
     (delete,) = named["headwater.delete"]
-    assert delete.attributes["headwater.file"] == "docs:welcome.md"
+    assert delete.attributes["headwater.files"] == 1  # welcome.md, removed in one batch
     assert delete.attributes["headwater.chunks"] > 0
     assert "headwater.embed" not in named  # nothing new to embed
 
