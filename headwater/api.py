@@ -13,7 +13,7 @@ with KnowledgeBase.open("headwater.toml") as kb:
 from __future__ import annotations
 
 import logging
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,11 +88,15 @@ class KnowledgeBase:
         chosen = as_mode(mode, search.mode)
         self._check_model()
 
+        @cache  # a dense fallback after a failed hybrid reuses the vector
+        def embed(query: str) -> list[float]:
+            return self.embedder.embed_query(query)  # lexical never calls it: loads no model
+
         def run(how: SearchMode) -> list[QueryHit]:
             return search_store(
                 self.store,
                 text,
-                lambda query: self.embedder.embed_query(query),  # lexical loads no model
+                embed,
                 k=k,
                 filters=query_filter,
                 mode=how,
