@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from headwater.ingest.errors import StoreError
+from headwater.ingest.fusion import fuse
 from headwater.ingest.models import (
     Chunk,
     ChunkMetadata,
@@ -356,3 +357,21 @@ def test_hybrid_fuses_dense_and_lexical(store: VectorStore, method: FusionMethod
     assert {h.id for h in found} <= {"inv", "move"} and found
     # No words: what the dense ranking says.
     assert [h.id for h in store.hybrid_query(unit(4), "?", k=1, fusion=fusion)] == ["oncall"]
+    # However a store fuses (in its engine, or by row id before reading rows), the hits
+    # are the two rankings fused, each with its own text and metadata.
+    depth = 3 * fusion.candidates
+    dense, lexical = store.query(unit(5), k=depth), store.lexical_query("router admin", k=depth)
+    got = store.hybrid_query(unit(5), "router admin", k=3, fusion=fusion)
+    assert [h.id for h in got] == [h.id for h in fuse(dense, lexical, 3, fusion)]
+    assert {h.id: (h.text, h.metadata) for h in got}.items() <= {
+        h.id: (h.text, h.metadata) for h in (*dense, *lexical)
+    }.items()
+    # A query's text embedded while the store searches its words: the same answer.
+    asked: list[str] = []
+
+    def embed(text: str) -> list[float]:
+        asked.append(text)
+        return unit(5)
+
+    searched = store.hybrid_search("router admin", embed, k=3, fusion=fusion)
+    assert [h.id for h in searched] == [h.id for h in got] and asked == ["router admin"]

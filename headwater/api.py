@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +105,8 @@ class KnowledgeBase:
         query_filter = as_filter(filters)
         search = self.config.search
         chosen = as_mode(mode, search.mode)
-        embed = (
+        # Cached: a dense fallback after a failed hybrid reuses the vector.
+        embed = cache(
             self._embedder_for(text, ahead=chosen is not SearchMode.LEXICAL)
             if vector is None
             else lambda _query: list(vector)

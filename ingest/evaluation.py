@@ -714,12 +714,18 @@ class Corpus:
         return {d.source_id: document_text(d.elements)[0] for d in self.documents}
 
 
+_LOADER_MODULES = ("loading.py", "textfiles.py", "pdf.py", "mail.py")
+"""The loader's code: a change to any of them changes what a document loads to."""
+
+
 def _loader_version() -> str:
     # Cached documents must be loaded again when the loader's code changes, not only
-    # its settings: hash the module's own source.
+    # its settings: hash the modules' own source.
     import headwater.ingest.loading as loading_module
 
-    return hashlib.blake2b(Path(loading_module.__file__).read_bytes(), digest_size=8).hexdigest()
+    folder = Path(loading_module.__file__).parent
+    code = b"".join((folder / name).read_bytes() for name in _LOADER_MODULES)
+    return hashlib.blake2b(code, digest_size=8).hexdigest()
 
 
 def load_documents(

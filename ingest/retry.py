@@ -177,6 +177,18 @@ class RetryingStore(VectorStore):
             "search (hybrid)", lambda: self.inner.hybrid_query(vector, text, k, filters, fusion)
         )
 
+    def hybrid_search(
+        self,
+        text: str,
+        embed: Callable[[str], Sequence[float]],
+        k: int = 5,
+        filters: QueryFilter | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[QueryHit]:
+        return self._call(
+            "search (hybrid)", lambda: self.inner.hybrid_search(text, embed, k, filters, fusion)
+        )
+
     def count(self, filters: QueryFilter | None = None) -> int:
         return self._call("count chunks", lambda: self.inner.count(filters))
 

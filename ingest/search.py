@@ -152,5 +152,5 @@ def search_store(
     if mode is SearchMode.LEXICAL:
         return store.lexical_query(text, k=k, filters=filters)
     if mode is SearchMode.HYBRID:
-        return store.hybrid_query(embed(text), text, k=k, filters=filters, fusion=fusion)
+        return store.hybrid_search(text, embed, k=k, filters=filters, fusion=fusion)
     return store.query(embed(text), k=k, filters=filters)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -148,6 +149,28 @@ class VectorStore(ABC):
         A store whose engine fuses natively may override it."""
         depth = max(k, k * fusion.candidates)
         lexical = self.lexical_query(text, k=depth, filters=filters)
+        dense = self.query(vector, k=depth, filters=filters)
+        return fuse(dense, lexical, k, fusion)
+
+    def hybrid_search(
+        self,
+        text: str,
+        embed: Callable[[str], Sequence[float]],
+        k: int = 5,
+        filters: QueryFilter | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[QueryHit]:
+        """`hybrid_query` for a text not embedded yet, as a user's query comes in.
+
+        The lexical ranking runs on a worker thread while `embed` runs here, so hybrid costs
+        the longer of the two rather than their sum; the store is used by one thread at a
+        time. A store whose engine fuses natively overrides it to embed first.
+        """
+        depth = max(k, k * fusion.candidates)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lexical") as pool:
+            pending = pool.submit(self.lexical_query, text, depth, filters)
+            vector = embed(text)
+            lexical = pending.result()
         dense = self.query(vector, k=depth, filters=filters)
         return fuse(dense, lexical, k, fusion)
 

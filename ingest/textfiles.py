@@ -218,18 +218,33 @@ def table_elements(text: str, delimiter: str) -> list[Element]:
 
 def markdown_elements(text: str) -> list[Element]:
     """Markdown blocks as elements: headings (with levels), paragraphs, list items, code,
-    tables. Raw HTML is kept as text, so a token like ``<unk>`` keeps its place; what
-    goes is the markup (``#``, ``*``, link targets, a code fence's language)."""
+    tables. Every word of the file is kept, and every character a reader of the source
+    would call text: raw HTML (a token like ``<unk>`` keeps its place), backslash escapes
+    and entities as written (``\\'``, ``&amp;``), code spans' content. What goes is
+    structure markup: heading ``#``, list bullets, ``>``, table pipes, a code fence and its
+    language, emphasis ``*``/``_``, code spans' backticks and link brackets. A link's or
+    image's target (and title) follows its text in parentheses (``[guide](setup.md)``:
+    ``guide (setup.md)``; a reference link ``[guide][id]`` likewise, its label ``id``
+    kept where it is defined); lines no block claims, such as reference definitions
+    (``[id]: url``), are kept as written, in their place."""
     from markdown_it import MarkdownIt
 
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    # text_join would merge escapes and entities into the text already decoded; kept
+    # apart, each still has its source form (token.markup).
+    md = MarkdownIt("commonmark", {"html": False}).enable("table").disable("text_join")
     tokens = md.parse(text)
-    out: list[Element] = []
+    out: list[tuple[int, Element]] = []
+    """(first line of the block, element): the file's order, with unclaimed lines."""
+    claimed: set[int] = set()
+    line = 0
     lists = 0
     heading: int | None = None
     cells: list[str] | None = None
     for token in tokens:
         kind = token.type
+        if token.level == 0 and token.map:
+            line = token.map[0]
+            claimed.update(range(*token.map))
         if kind in ("bullet_list_open", "ordered_list_open"):
             lists += 1
         elif kind in ("bullet_list_close", "ordered_list_close"):
@@ -241,11 +256,11 @@ def markdown_elements(text: str) -> list[Element]:
         elif kind == "table_open":
             cells = []
         elif kind == "table_close" and cells is not None:
-            out.append(Element(" ".join(c for c in cells if c), "Table"))
+            out.append((line, Element(" ".join(c for c in cells if c), "Table")))
             cells = None
         elif kind in ("fence", "code_block"):
             if token.content.strip():
-                out.append(Element(token.content.strip(), "CodeSnippet"))
+                out.append((line, Element(token.content.strip(), "CodeSnippet")))
         elif kind == "inline":
             body = "".join(_inline_text(token)).strip()
             if cells is not None:
@@ -253,22 +268,57 @@ def markdown_elements(text: str) -> list[Element]:
             elif not body:
                 continue
             elif heading is not None:
-                out.append(Element(body, "Title", depth=heading))
+                out.append((line, Element(body, "Title", depth=heading)))
             elif lists:
-                out.append(Element(body, "ListItem", depth=lists))
+                out.append((line, Element(body, "ListItem", depth=lists)))
             else:
-                out.append(Element(body, "NarrativeText"))
-    return out
+                out.append((line, Element(body, "NarrativeText")))
+    out.extend(_unclaimed(text.splitlines(), claimed))
+    return [element for _, element in sorted(out, key=lambda pair: pair[0])]
+
+
+def _unclaimed(lines: list[str], claimed: set[int]) -> Iterator[tuple[int, Element]]:
+    """Runs of non-blank lines outside every block (reference definitions), as written."""
+    run: list[int] = []
+    for i, line in enumerate([*lines, ""]):
+        if i not in claimed and line.strip():
+            run.append(i)
+            continue
+        if run:
+            yield run[0], Element("\n".join(lines[run[0] : run[-1] + 1]).strip(), "NarrativeText")
+            run = []
+
+
+def _target(href: object, shown: str, title: object = None) -> str:
+    """A link's target (and title) after its text; none where the text is the target
+    (autolinks)."""
+    if not href or href in (shown, f"mailto:{shown}"):
+        return ""
+    return f' ({href} "{title}")' if title else f" ({href})"
 
 
 def _inline_text(token: object) -> Iterator[str]:
+    href: object = None
+    title: object = None
+    shown: list[str] = []
     for child in getattr(token, "children", None) or []:
         if child.type in ("softbreak", "hardbreak"):
-            yield "\n"
+            piece = "\n"
         elif child.type == "image":
-            yield from _inline_text(child)
+            alt = "".join(_inline_text(child))
+            piece = alt + _target(child.attrGet("src"), alt, child.attrGet("title"))
+        elif child.type == "text_special":  # an escape or entity, as the file has it
+            piece = child.markup
+        elif child.type == "link_open":
+            href, title, shown = child.attrGet("href"), child.attrGet("title"), []
+            continue
+        elif child.type == "link_close":
+            piece, href = _target(href, "".join(shown), title), None
         else:
-            yield child.content
+            piece = child.content
+        if href is not None:
+            shown.append(piece)
+        yield piece
 
 
 def text_elements(kind: str, text: str) -> list[Element]:

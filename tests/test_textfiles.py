@@ -196,6 +196,53 @@ def test_markdown_keeps_html_like_tokens_and_every_word() -> None:
     assert [e.depth for e in elements if e.category == "Title"] == [0, 1]
 
 
+MARKUP_MD = r"""# Escapes \& entities
+
+It\'s a \*literal\* star, a back\\slash and \[brackets\]; AT&amp;T &lt;b&gt; &#35;5 &copy; done.
+Tags <unk> <ref name="x"> and </div> stay; so does a lone < and a 3 > 2.
+Code `a\'b` and ``x `y` z`` and `<code>` spans; *em*, **strong**, _under_ and ~~strike~~.
+See [the guide](docs/setup-guide.md "Setup title"), ![a diagram](img/flow.png), <https://auto.example/x>,
+<ops@example.org>, [a reference][ref1] and [a missing one][nowhere].
+
+[ref1]: https://example.com/ref-target "Ref title"
+
+- item with `code` and \_escaped\_ underscores
+"""
+
+
+def test_markdown_keeps_escapes_entities_and_the_words_of_links() -> None:
+    """The file's characters where they are text; only structure markup goes (documented
+    in markdown_elements and docs/search-and-eval.md)."""
+    elements = markdown_elements(MARKUP_MD)
+    text = "\n".join(e.text for e in elements)
+    # Nothing lost; a reference link [text][ref1] becomes text (target), so its target is
+    # written both there and where it is defined, and its label only at the definition.
+    assert not words(MARKUP_MD) - words(text) - Counter(["ref1"])
+    assert set(words(MARKUP_MD)) <= set(words(text))
+    assert words(text) - words(MARKUP_MD) == words("https://example.com/ref-target Ref title")
+    # Escapes and entities as the file writes them: an excerpt copied from it is found.
+    for written in (
+        r"It\'s a \*literal\* star, a back\\slash and \[brackets\];",
+        "AT&amp;T &lt;b&gt; &#35;5 &copy; done.",
+        'Tags <unk> <ref name="x"> and </div> stay; so does a lone < and a 3 > 2.',
+        r"Code a\'b and x `y` z and <code> spans;",
+        'See the guide (docs/setup-guide.md "Setup title"), a diagram (img/flow.png), '
+        "https://auto.example/x,\nops@example.org, a reference (https://example.com/ref-target "
+        '"Ref title") and [a missing one][nowhere].',
+        '[ref1]: https://example.com/ref-target "Ref title"',
+        r"item with code and \_escaped\_ underscores",
+    ):
+        assert written in text
+    assert "em, strong, under and ~~strike~~." in text  # commonmark has no strikethrough
+    assert [e.category for e in elements] == [
+        "Title",
+        "NarrativeText",
+        "NarrativeText",  # the reference definition, in its place
+        "ListItem",
+    ]
+    assert elements[0].text == r"Escapes \& entities"
+
+
 def test_a_huge_markdown_paragraph_is_split_into_its_lines() -> None:
     """wikitext-like: 2,000 lines with no blank line between them are one Markdown
     paragraph of 150,000 characters; it becomes one element per line."""

@@ -39,10 +39,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from headwater.ingest.errors import MissingExtraError, StoreError
+from headwater.ingest.fusion import fuse_ranked
 from headwater.ingest.models import (
     Chunk,
     ChunkMetadata,
     CollectionSpec,
+    Fusion,
     QueryFilter,
     QueryHit,
     VectorRecord,
@@ -844,6 +846,12 @@ class FaissStore(VectorStore):
         db = self._ready()
         if db is None or k <= 0:
             return []
+        q = self._query_vector(vector)
+        # One snapshot: the generation check, the filter and the rows of the hits agree.
+        with self._transaction(db, write=False):
+            return self._hits(db, self._dense(db, q, k, where, params))
+
+    def _query_vector(self, vector: Sequence[float]) -> npt.NDArray[np.float32]:
         spec = self.collection_spec()
         assert spec is not None
         if len(vector) != spec.dimension:
@@ -851,30 +859,38 @@ class FaissStore(VectorStore):
                 f"query vector has {len(vector)} dimensions, collection {self.collection!r} "
                 f"at {self.location} holds {spec.dimension}"
             )
-        q = self._unit_vectors([_blob(vector)], spec.dimension)
-        # One snapshot: the generation check, the filter and the rows of the hits agree.
-        with self._transaction(db, write=False):
-            index = self._sync_index(db)
-            found: list[tuple[int, float]] = []
-            if where:
-                allowed = np.fromiter(
-                    (r[0] for r in db.execute(f"SELECT id FROM chunks WHERE {where}", params)),
-                    dtype=np.int64,
-                )
-                want = min(k, allowed.size)
-                if 0 < allowed.size <= _EXACT_LIMIT:
-                    found = self._exact(db, q, want, where, params)
-                elif want:
-                    found = self._search(index, q, want, self.faiss.IDSelectorBatch(allowed))
-            else:
-                want = min(k, index.ntotal - len(self._tombstones))
-                if want:
-                    found = self._search(index, q, want, self._tombstone_selector())
-            if len(found) < want:
-                # An approximate index can come up short under a selective filter (or
-                # many HNSW tombstones): the answer must still be the k best matches.
+        return self._unit_vectors([_blob(vector)], spec.dimension)
+
+    def _dense(
+        self,
+        db: sqlite3.Connection,
+        q: npt.NDArray[np.float32],
+        k: int,
+        where: str,
+        params: Sequence[object],
+    ) -> list[tuple[int, float]]:
+        """(row id, similarity) of the `k` best matches; call in a read transaction."""
+        index = self._sync_index(db)
+        found: list[tuple[int, float]] = []
+        if where:
+            allowed = np.fromiter(
+                (r[0] for r in db.execute(f"SELECT id FROM chunks WHERE {where}", params)),
+                dtype=np.int64,
+            )
+            want = min(k, allowed.size)
+            if 0 < allowed.size <= _EXACT_LIMIT:
                 found = self._exact(db, q, want, where, params)
-            return self._hits(db, found)
+            elif want:
+                found = self._search(index, q, want, self.faiss.IDSelectorBatch(allowed))
+        else:
+            want = min(k, index.ntotal - len(self._tombstones))
+            if want:
+                found = self._search(index, q, want, self._tombstone_selector())
+        if len(found) < want:
+            # An approximate index can come up short under a selective filter (or
+            # many HNSW tombstones): the answer must still be the k best matches.
+            found = self._exact(db, q, want, where, params)
+        return found
 
     @staticmethod
     def _hits(db: sqlite3.Connection, found: Sequence[tuple[int, float]]) -> list[QueryHit]:
@@ -901,6 +917,36 @@ class FaissStore(VectorStore):
         match = fts_match(text)
         if db is None or k <= 0 or not match:
             return []
+        self._check_fts(db)
+        with self._transaction(db, write=False):
+            return self._hits(db, self._lexical(db, match, k, where, params))
+
+    @_locked
+    def hybrid_query(
+        self,
+        vector: Sequence[float],
+        text: str,
+        k: int = 5,
+        filters: QueryFilter | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[QueryHit]:
+        # Both rankings as row ids in one snapshot, fused before any row is read: only
+        # the k hits are fetched, not both rankings' candidates.
+        where, params = _where(filters)
+        db = self._ready()
+        if db is None or k <= 0:
+            return []
+        q = self._query_vector(vector)
+        match = fts_match(text)
+        if match:
+            self._check_fts(db)
+        depth = max(k, k * fusion.candidates)
+        with self._transaction(db, write=False):
+            dense = self._dense(db, q, depth, where, params)
+            lexical = self._lexical(db, match, depth, where, params) if match else []
+            return self._hits(db, fuse_ranked(dense, lexical, k, fusion))
+
+    def _check_fts(self, db: sqlite3.Connection) -> None:
         has_fts = db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chunks_fts'"
         ).fetchone()
@@ -909,15 +955,19 @@ class FaissStore(VectorStore):
                 f"the FAISS collection at {self.location} has no full-text index yet: it is "
                 "added when the collection is next opened for writing (run `headwater sync`)"
             )
+
+    @staticmethod
+    def _lexical(
+        db: sqlite3.Connection, match: str, k: int, where: str, params: Sequence[object]
+    ) -> list[tuple[int, float]]:
+        """(row id, BM25 relevance) of the `k` best matches; call in a read transaction."""
         # bm25() is lower for better matches; the filter's columns are the chunks table's.
         sql = (
             "SELECT chunks.id, bm25(chunks_fts) FROM chunks_fts "
             "JOIN chunks ON chunks.id = chunks_fts.rowid WHERE chunks_fts MATCH ? "
             f"{'AND ' + where if where else ''} ORDER BY bm25(chunks_fts) LIMIT ?"
         )
-        with self._transaction(db, write=False):
-            found = [(int(rid), -float(rank)) for rid, rank in db.execute(sql, [match, *params, k])]
-            return self._hits(db, found)
+        return [(int(rid), -float(rank)) for rid, rank in db.execute(sql, [match, *params, k])]
 
     def _search(
         self, index: Any, q: npt.NDArray[np.float32], k: int, sel: Any

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -629,6 +629,17 @@ class WeaviateStore(VectorStore):
                 return_metadata=MetadataQuery(score=True),
             )
         return _scored_hits(result.objects)
+
+    def hybrid_search(
+        self,
+        text: str,
+        embed: Callable[[str], Sequence[float]],
+        k: int = 5,
+        filters: QueryFilter | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[QueryHit]:
+        # Weaviate's hybrid query takes the vector and the text together.
+        return self.hybrid_query(embed(text), text, k, filters, fusion)
 
     def hybrid_query(
         self,
