@@ -40,14 +40,14 @@ QUESTION_SETS = {
 
 def bench_chunks(corpus: Path, every: int, limit: int) -> list[str]:
     from headwater.ingest.chunking import create_chunker
-    from headwater.ingest.chunking.config import ChunkingConfig
+    from headwater.ingest.chunking.config import RecursiveChunking
     from headwater.ingest.config import LoadingConfig
     from headwater.ingest.embedding import DEFAULT_MODEL
     from headwater.ingest.errors import LoadError
     from headwater.ingest.loading import load_document
     from headwater.ingest.models import SourceFile
 
-    chunker = create_chunker(ChunkingConfig(), DEFAULT_MODEL)
+    chunker = create_chunker(RecursiveChunking(), DEFAULT_MODEL)  # the default
     files = sorted(p for p in corpus.rglob("*") if p.is_file() and p.parent != corpus)
     texts: list[str] = []
     for path in files[::every]:
