@@ -73,7 +73,7 @@ class EmbeddingConfig(BaseModel):
         "normalized. 'fp32': full precision. 'bf16': bfloat16 matrix products "
         "(torch.autocast), about 2.5x faster on a CPU with AMX or AVX512-BF16 units, slow on "
         "one without. 'auto': bf16 on such a CPU for a model whose bf16 vectors passed the "
-        "quality check against fp32 (all-MiniLM-L6-v2: mean cosine 0.99997, same eval "
+        "quality check against fp32 (all-MiniLM-L6-v2: mean cosine 0.99998, same eval "
         "recall), else fp32; on CUDA embedding.fp16 decides. Precisions that passed the "
         "check share a collection with fp32, so switching between them embeds nothing "
         "again; see docs/performance.md.",
