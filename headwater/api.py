@@ -178,7 +178,7 @@ class KnowledgeBase:
         if self._model_checked:
             return
         spec = self.store.collection_spec()
-        model = self.config.embedding.model
+        model = self.config.embedding.vector_space
         if spec is not None and spec.model and spec.model != model:
             raise StoreError(
                 f"collection {self.store.collection!r} at {self.store.location} holds vectors "

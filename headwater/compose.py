@@ -47,7 +47,7 @@ def build_state(config: IngestConfig, *, store: VectorStore | None = None) -> Kn
         RetryingStore(inner, config.store.retry),
         config.state_dir,
         backend=config.store.backend,
-        model=config.embedding.model,
+        model=config.embedding.vector_space,
     )
 
 
@@ -78,7 +78,9 @@ def build_embedding_cache(config: IngestConfig) -> EmbeddingCache | None:
     e = config.embedding
     if not e.cache:
         return None
-    return EmbeddingCache(config.state_dir / "embeddings.sqlite", e.model, e.cache_max_entries)
+    return EmbeddingCache(
+        config.state_dir / "embeddings.sqlite", e.vector_space, e.cache_max_entries
+    )
 
 
 def build_preparer(

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from headwater.ingest.errors import StoreError
 from headwater.ingest.fusion import fuse
 from headwater.ingest.models import CollectionSpec, Fusion, QueryFilter, QueryHit, VectorRecord
+from headwater.ingest.precision import model_of, precision_mismatch
 
 
 class LexicalSearchUnsupportedError(StoreError):
@@ -65,6 +66,8 @@ class VectorStore(ABC):
                 "store.collection for this model, or delete the collection"
             )
         if existing.model and spec.model and existing.model != spec.model:
+            if model_of(existing.model) == model_of(spec.model):
+                raise StoreError(precision_mismatch(where, existing.model, spec.model))
             raise StoreError(
                 f"{where} was made with model {existing.model!r}, not {spec.model!r}: vectors "
                 "from two models are not comparable; use another store.collection, or "

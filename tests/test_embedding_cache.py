@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from headwater.ingest.embedding import Embedder, length_batches
+from headwater.ingest.embedding import Embedder, EmbeddingConfig, length_batches
 from headwater.ingest.embedding_cache import EmbeddingCache, cache_key
 from headwater.ingest.engine import SyncEngine
 
@@ -28,7 +28,9 @@ def test_length_batches_group_similar_lengths_and_cover_every_index() -> None:
     assert batches == [[1, 3, 6], [4, 2, 0], [5]]  # longest first, ties in input order
 
 
-def test_bucketed_encode_keeps_order_and_matches_plain_encode(embedder: Embedder) -> None:
+def test_bucketed_encode_keeps_order_and_matches_plain_encode() -> None:
+    # fp32, so plain encode() computes the same numbers (bf16 is checked in test_precision).
+    embedder = Embedder(EmbeddingConfig(device="cpu", precision="fp32"))
     texts = [
         "Short.",
         "A much longer sentence about the on-call rotation, the allowance and who pays it. " * 6,
