@@ -130,11 +130,16 @@ def model_folder(model: str) -> Path | None:
     resolved = Path(resolve_model(model))
     if resolved.is_dir():
         return resolved
+    if model.startswith(("/", ".", "~")):
+        return None  # a path that is no folder: the model's own loader says so
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    found = try_to_load_from_cache(model, "modules.json")
+    try:
+        found = try_to_load_from_cache(model, "modules.json")
+    except ValueError:  # not a valid repo id either
+        return None
     return Path(found).parent if isinstance(found, str) else None
 
 
