@@ -155,13 +155,14 @@ def cli_sync_json(config: Path) -> dict[str, Any]:
 
 
 def markdown_counts(markdown: str) -> dict[str, int]:
-    """The file and chunk counts from the report artifact's two count tables."""
+    """The file and chunk counts from the report artifact's two count tables (a header of
+    names, then one row labelled `files` or `chunks`)."""
     counts: dict[str, int] = {}
     lines = markdown.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("| files |") or line.startswith("| chunks |"):
-            names = [c.strip() for c in line.strip("|").split("|")][1:]
-            values = [c.strip() for c in lines[i + 2].strip("|").split("|")][1:]
+            names = [c.strip() for c in lines[i - 2].strip("|").split("|")][1:]
+            values = [c.strip() for c in line.strip("|").split("|")][1:]
             counts.update({n: int(v) for n, v in zip(names, values, strict=True)})
     return counts
 
