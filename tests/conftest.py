@@ -85,8 +85,10 @@ def weaviate_endpoint(request: pytest.FixtureRequest) -> WeaviateEndpoint:
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    """The real default model, loaded once per test session."""
-    return Embedder(EmbeddingConfig(device="cpu"))
+    """The real default model, loaded once per test session. fp32: tests that compare
+    vectors across batches, workers and runtimes need them bit-stable; bf16 (the `auto`
+    choice on CPUs with AMX) is checked against fp32 in test_precision.py."""
+    return Embedder(EmbeddingConfig(device="cpu", precision="fp32"))
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +108,7 @@ def make_config(tmp_path: Path, docs: Path, **overrides: Any) -> HeadwaterConfig
     data: dict[str, Any] = {
         "sources": [{"name": "docs", "path": str(docs)}],
         "state": {"dir": str(tmp_path / "state")},
-        "embedding": {"device": "cpu"},
+        "embedding": {"device": "cpu", "precision": "fp32"},  # as the `embedder` fixture
         "config_dir": tmp_path,
     }
     data.update(overrides)

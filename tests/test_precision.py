@@ -92,10 +92,10 @@ def test_bf16_vectors_stay_close_to_fp32_and_normalized(embedder: Embedder) -> N
         "The on-call engineer is paid an allowance for each week on the rota. " * 8,
         "Ünïcödé text, numbers 12,345.67 and symbols <>&.",
     ]
-    fp32 = Embedder(EmbeddingConfig(device="cpu", precision="fp32"))
-    fp32._model = embedder.model  # one copy of the weights; precision is per call
-    assert embedder.precision == "bf16"  # 'auto' on this machine
-    low, full = embedder.embed(texts), fp32.embed(texts)
+    auto = Embedder(EmbeddingConfig(device="cpu"))
+    auto._model = embedder.model  # one copy of the weights; precision is per call
+    assert auto.precision == "bf16"  # 'auto' on this machine
+    low, full = auto.embed(texts), embedder.embed(texts)  # the fixture runs fp32
     assert low.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(low, axis=1), 1.0, atol=1e-6)
     check = quality_check("bf16", full, low)
