@@ -72,9 +72,9 @@ VARIANTS: dict[str, dict[str, object]] = {
 """Every variant tried, by name (``chunking+search``)."""
 
 BACKENDS = {
-    "milvus": "Milvus Lite, the eval's default scratch store; BM25 by Milvus's function and "
+    "milvus": "Milvus Lite, this record's scratch store; BM25 by Milvus's function and "
     "analyzer, no stemming; hybrid fused in Headwater",
-    "faiss": "FAISS flat index; BM25 by SQLite FTS5 with the porter stemmer; hybrid fused "
+    "faiss": "FAISS (exact search at these sizes); BM25 by SQLite FTS5 with the porter stemmer; hybrid fused "
     "in Headwater",
 }
 """The scratch stores `--store` offers, as the record describes them."""

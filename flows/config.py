@@ -9,6 +9,7 @@ loads a config without the `prefect` extra.
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from collections.abc import Callable
@@ -23,8 +24,17 @@ from headwater.connectors.registry import (
     store_backends,
     store_class,
 )
-from headwater.ingest.config import IngestConfig, SourceConfig, _Section, load_settings
+from headwater.ingest.config import (
+    LEGACY_LITE_FILE,
+    IngestConfig,
+    SourceConfig,
+    _Section,
+    load_settings,
+    stays_on_legacy_lite,
+)
 from headwater.ingest.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class ScheduleConfig(_Section):
@@ -181,4 +191,20 @@ def _store_model(backend: str) -> type[BaseModel]:
 def load_config(path: str | Path | None = None) -> HeadwaterConfig:
     """The config file (explicit, $HEADWATER_CONFIG or ./headwater.toml) merged with the
     environment and validated; errors name the bad key."""
-    return load_settings(HeadwaterConfig, path, strict_tables=coerced_store_values)
+    config = load_settings(HeadwaterConfig, path, strict_tables=coerced_store_values)
+    state = config.state_dir
+    faiss_path = config.store.backend_options("faiss").get("path") or "faiss"
+    if stays_on_legacy_lite(
+        config,
+        lite_file=(state / LEGACY_LITE_FILE).exists(),
+        faiss_store=(config.resolve(state / faiss_path) / config.store.collection).exists(),
+    ):
+        log.warning(
+            "store.backend is not set and %s holds a Milvus Lite store, the default up to "
+            'Headwater 0.2: using it. Set [store] backend = "milvus" to keep it (and '
+            'silence this), or `headwater migrate --to` a config with backend = "faiss"',
+            state / LEGACY_LITE_FILE,
+        )
+        store = config.store.model_copy(update={"backend": "milvus"})
+        config = config.model_copy(update={"store": store})
+    return config

@@ -162,14 +162,16 @@ def build_evaluation(
     progress: Progress | None = None,
     convention: Convention = "headwater",
     skip_missing: bool = False,
-    scratch_backend: str = "milvus",
+    scratch_backend: str | None = None,
 ) -> Evaluation:
-    """`headwater eval`: each variant goes into its own scratch store (Milvus Lite, or
-    `scratch_backend`: "faiss"); loaded documents and vectors are kept in the state folder,
+    """`headwater eval`: each variant goes into its own scratch store (the default
+    backend, FAISS, or `scratch_backend`); loaded documents and vectors are kept in the state folder,
     so a second run parses and embeds nothing it did before."""
     from headwater.ingest.evaluation import Evaluation
 
-    scratch = StoreConfig(backend=scratch_backend, collection="headwater_eval")
+    scratch = StoreConfig(collection="headwater_eval")
+    if scratch_backend is not None:
+        scratch.backend = scratch_backend
 
     def scratch_store(folder: Path) -> VectorStore:
         return create_store(scratch, folder)

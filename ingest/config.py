@@ -237,7 +237,11 @@ class StoreConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    backend: str = Field("milvus", description="Backend name, e.g. 'milvus'.")
+    backend: str = Field(
+        "faiss",
+        description="Backend name: faiss (embedded, the default), milvus (Milvus Lite "
+        "embedded, or a server by URI), weaviate, or an installed plug-in.",
+    )
     collection: str = Field(
         "headwater",
         description="Collection (table/index) name inside the store.",
@@ -406,6 +410,19 @@ class IngestConfig(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return self.resolve(self.state.dir)
+
+
+LEGACY_LITE_FILE = "milvus.db"
+"""The Milvus Lite file that the default store of Headwater 0.2 and earlier made in the
+state folder."""
+
+
+def stays_on_legacy_lite(config: IngestConfig, *, lite_file: bool, faiss_store: bool) -> bool:
+    """Whether a config that names no backend keeps the Milvus Lite store that the old
+    default made (`lite_file`), instead of starting an empty FAISS store beside it. Once
+    a FAISS store exists (`faiss_store`), or a backend is named, the config decides."""
+    named = "backend" in config.store.model_fields_set
+    return not named and lite_file and not faiss_store
 
 
 def find_config(explicit: str | Path | None = None) -> Path | None:

@@ -52,7 +52,7 @@ def test_sync_json_query_and_status(project: Path) -> None:
         "write",
         "commit",
     }
-    assert (project / ".headwater" / "milvus.db").exists()
+    assert (project / ".headwater" / "faiss" / "headwater" / "meta.sqlite").exists()
 
     again = json.loads(headwater("sync", "--json", cwd=project).stdout)
     assert again["chunks"] == {"embedded": 0, "written": 0, "deleted": 0}
@@ -116,7 +116,7 @@ def test_sync_json_query_and_status(project: Path) -> None:
     assert status["in_step"] is True and status["sync_running"] is False
     assert status["manifest"]["last_change"] and status["manifest"]["failed_files"] == 0
     assert [s["name"] for s in status["sources"]] == ["docs"]
-    assert status["store"].startswith("milvus")
+    assert status["store"].startswith("faiss")
 
 
 def test_failures_are_listed_and_exit_nonzero(project: Path) -> None:

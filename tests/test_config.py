@@ -12,6 +12,7 @@ from headwater.ingest.chunking.config import (
     RecursiveChunking,
     TokenChunking,
 )
+from headwater.ingest.config import IngestConfig, stays_on_legacy_lite
 from headwater.ingest.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_shipped_configs_are_valid() -> None:
     demo = load_config(ROOT / "headwater.toml")
-    assert demo.store.backend == "milvus"
+    assert demo.store.backend == "faiss"
     assert demo.sources[0].name == "sample_docs"
     assert demo.resolve(demo.sources[0].path) == ROOT / "sample_docs"
     example = load_config(ROOT / "headwater.example.toml")
@@ -171,7 +172,7 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert cfg.embedding.device == "cuda:1"
     assert cfg.embedding.batch_size == 8  # untouched keys of the same section survive
     assert cfg.store.collection == "a"
-    assert cfg.store.backend_options()["uri"] == "http://localhost:19530"
+    assert cfg.store.backend_options("milvus")["uri"] == "http://localhost:19530"
 
 
 def test_duplicate_source_names_rejected(tmp_path: Path) -> None:
@@ -237,7 +238,7 @@ def test_secrets_from_the_environment_are_accepted(
 ) -> None:
     monkeypatch.setenv("HEADWATER_STORE__MILVUS__URI", "http://reader:pw@milvus:19530")
     cfg = load_config(write(tmp_path, '[store.milvus]\ntoken_env = "MY_TOKEN"\n'))
-    assert cfg.store.backend_options()["uri"] == "http://reader:pw@milvus:19530"
+    assert cfg.store.backend_options("milvus")["uri"] == "http://reader:pw@milvus:19530"
 
 
 @pytest.mark.parametrize(
@@ -283,7 +284,7 @@ def test_environment_strings_are_still_parsed(
     assert cfg.loading.workers == 0 and cfg.loading.ocr is True
     assert cfg.embedding.cache is False and cfg.store.retry.attempts == 2
     assert cfg.loading.max_file_mb == 5.0  # an integer where a float goes is no coercion
-    assert cfg.store.backend_options()["timeout"] == "3.5"  # the backend validates it
+    assert cfg.store.backend_options("milvus")["timeout"] == "3.5"  # the backend validates it
 
 
 @pytest.mark.parametrize(
@@ -384,3 +385,33 @@ def test_a_bad_variable_and_a_bad_key_are_both_named(
         "  HEADWATER_LOADING__WORKERS (loading.workers): Input should be greater than or equal to 0"
         in lines
     )
+
+
+@pytest.mark.parametrize(
+    ("store", "lite_file", "faiss_store", "stays"),
+    [
+        ({}, True, False, True),  # an old default's Lite store, nothing named: keep it
+        ({}, False, False, False),  # a new state folder: the default, FAISS
+        ({}, True, True, False),  # a FAISS store exists beside it: the default again
+        ({"backend": "faiss"}, True, False, False),  # named: the config decides
+        ({"backend": "milvus"}, True, False, False),  # named already, nothing to do
+    ],
+)
+def test_which_configs_stay_on_an_old_default_lite_store(
+    store: dict[str, str], lite_file: bool, faiss_store: bool, stays: bool
+) -> None:
+    config = IngestConfig(store=store)
+    assert stays_on_legacy_lite(config, lite_file=lite_file, faiss_store=faiss_store) is stays
+
+
+def test_a_state_folder_of_the_old_default_keeps_milvus_lite(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, '[[sources]]\nname = "a"\npath = "docs"\n')
+    assert load_config(path).store.backend == "faiss"
+    (tmp_path / ".headwater" / "milvus.db").mkdir(parents=True)  # Lite 3 makes a folder
+    with caplog.at_level("WARNING"):
+        assert load_config(path).store.backend == "milvus"
+    assert 'Set [store] backend = "milvus"' in caplog.text and "migrate" in caplog.text
+    path.write_text(path.read_text() + '[store]\nbackend = "faiss"\n')
+    assert load_config(path).store.backend == "faiss"

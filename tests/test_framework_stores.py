@@ -250,8 +250,7 @@ def test_milvus_lite_knowledge_base(tmp_path: Path, embedder: Embedder) -> None:
     (docs / "bikes.md").write_text("# Bikes\n\nA road bike has drop handlebars and thin tyres.\n")
     (docs / "tyres.txt").write_text("Tyre pressure for a road bike is about 6 to 8 bar.\n")
     (docs / "lunch.md").write_text("# Lunch\n\nThe canteen serves soup on Fridays.\n")
-    config = make_config(tmp_path, docs)
-    assert config.store.backend == "milvus"
+    config = make_config(tmp_path, docs, store={"backend": "milvus"})
     with KnowledgeBase(config, embedder=embedder) as milvus_kb:
         assert milvus_kb.sync().ok
         store = HeadwaterVectorStore(milvus_kb, mode="dense")

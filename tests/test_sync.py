@@ -1,4 +1,4 @@
-"""The sync engine end to end on real documents, the real model and Milvus Lite."""
+"""The sync engine end to end on real documents, the real model and the default store (FAISS)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from headwater.config import load_config
 from headwater.flows.watch import settle
 from headwater.ingest.engine import SyncEngine
 from headwater.ingest.planning import Scope
@@ -220,10 +219,12 @@ def test_query_waits_for_a_process_holding_milvus_lite_then_answers(tmp_path: Pa
     docs.mkdir()
     (docs / "faq.txt").write_text((SAMPLE_DOCS / "it" / "security-faq.txt").read_text())
     config = tmp_path / "headwater.toml"
-    config.write_text('[[sources]]\nname = "docs"\npath = "docs"\n[embedding]\ndevice = "cpu"\n')
+    config.write_text(
+        '[[sources]]\nname = "docs"\npath = "docs"\n[embedding]\ndevice = "cpu"\n'
+        '[store]\nbackend = "milvus"\n'
+    )
     env = _env()
     assert _headwater("sync", "--config", str(config), env=env).returncode == 0
-    assert load_config(config).store.backend == "milvus"
 
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(config), "8"], env=env, stdout=subprocess.PIPE, text=True
