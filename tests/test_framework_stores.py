@@ -281,6 +281,16 @@ def test_milvus_lite_knowledge_base(tmp_path: Path, embedder: Embedder) -> None:
         )
         assert [n.node.metadata["path"] for n in nodes] == ["bikes.md", "lunch.md"]
 
+        async def both() -> list[Any]:
+            return await asyncio.gather(
+                store.asimilarity_search(question, k=3, filter={"file_type": "md"}),
+                milvus_kb.asearch(question, k=2, mode="hybrid"),
+            )
+
+        # Milvus Lite has no async client: its reads run on a worker thread, same hits.
+        got_md, hybrid = asyncio.run(both())
+        assert got_md == md and hybrid == milvus_kb.search(question, k=2, mode="hybrid")
+
 
 # LlamaIndex
 
