@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from headwater.ingest.errors import HeadwaterError, StoreError
 from headwater.ingest.models import QueryFilter
 from headwater.ingest.store import LexicalSearchUnsupportedError
 
-from .conftest import make_config
+from .conftest import RecordingExecutor, make_config
 
 
 @pytest.fixture
@@ -126,19 +124,6 @@ async def test_asearch_answers_as_search(kb: KnowledgeBase) -> None:
     assert await kb.arecords(ids) == kb.records(ids)
     with pytest.raises(ValueError, match="k must be at least 1"):
         await kb.asearch("x", k=0)
-
-
-class RecordingExecutor(ThreadPoolExecutor):
-    """The loop's default executor (what `asyncio.to_thread` uses), noting what it runs."""
-
-    def __init__(self) -> None:
-        super().__init__(max_workers=2)
-        self.ran: list[Any] = []
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        # to_thread submits functools.partial(context.run, func, *args)
-        self.ran.append(fn.args[0] if isinstance(fn, functools.partial) else fn)
-        return super().submit(fn, *args, **kwargs)
 
 
 def test_asearch_on_a_milvus_server_is_native(
