@@ -302,3 +302,23 @@ def test_async_reads_use_weaviates_async_client(
     finally:
         writer.close()
         reader.close()
+
+
+async def test_each_event_loop_gets_its_own_async_client(
+    server: WeaviateServer, tmp_path: Path
+) -> None:
+    from headwater.connectors.testing import corpus, unit
+
+    store = make_store(server, tmp_path)
+    try:
+        store.ensure_collection(SPEC)
+        store.upsert(corpus())
+        here = await store.aquery(unit(3), k=2)  # pytest-asyncio's loop
+        # An application's asyncio.run in another thread, while this loop's client lives.
+        there = await asyncio.to_thread(asyncio.run, store.aquery(unit(3), k=2))
+        assert here == there == await store.aquery(unit(3), k=2) == store.query(unit(3), k=2)
+        await store.aclose()
+        assert await store.aquery(unit(3), k=2) == here  # reopened in this loop
+    finally:
+        await store.aclose()
+        store.close()
