@@ -414,7 +414,10 @@ class MilvusStore(VectorStore):
         return not self.is_lite(self.uri)
 
     async def _open_async(self) -> AsyncMilvusClient:
-        from pymilvus import AsyncMilvusClient
+        try:
+            from pymilvus import AsyncMilvusClient
+        except ImportError:
+            raise MissingExtraError("The Milvus store", "milvus") from None
 
         adopt("pymilvus")
         # dedicated: pymilvus would otherwise share one connection among a loop's clients,
