@@ -19,6 +19,7 @@ Needs pytest (not a dependency of Headwater itself).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections.abc import Callable
@@ -375,3 +376,66 @@ def test_hybrid_fuses_dense_and_lexical(store: VectorStore, method: FusionMethod
 
     searched = store.hybrid_search("router admin", embed, k=3, fusion=fusion)
     assert [h.id for h in searched] == [h.id for h in got] and asked == ["router admin"]
+
+
+# -- async reads ---------------------------------------------------------------------
+
+
+def test_async_reads_match_sync(store_factory: StoreFactory) -> None:
+    """Every async read answers as its sync twin, in two event loops one after the other
+    (a store's async client must belong to the loop that uses it), and after `aclose`."""
+    store = store_factory()
+    assert asyncio.run(store.acollection_spec()) is None
+    assert asyncio.run(store.aquery(unit(1), k=3)) == []
+    store.ensure_collection(SPEC)
+    store.upsert(corpus())
+    try:
+        store.lexical_query("probe", k=1)
+        lexical = True
+    except LexicalSearchUnsupportedError:
+        lexical = False
+    pdf = QueryFilter(file_types=("pdf",))
+    fusion = Fusion()
+
+    async def embed(text: str) -> list[float]:
+        return unit(5)
+
+    def sync_reads() -> list[object]:
+        reads: list[object] = [
+            store.collection_spec(),
+            store.query(unit(3), k=3),
+            store.query(unit(3), k=3, filters=pdf),
+            store.fetch(["vpn", "missing", "inv"]),
+        ]
+        if lexical:
+            reads.append(store.lexical_query("router holiday", k=3))
+            reads.append(store.hybrid_search("router admin", lambda _: unit(5), k=3, fusion=fusion))
+        return reads
+
+    async def async_reads() -> list[object]:
+        reads = [
+            store.acollection_spec(),
+            store.aquery(unit(3), k=3),
+            store.aquery(unit(3), k=3, filters=pdf),
+            store.afetch(["vpn", "missing", "inv"]),
+        ]
+        if lexical:
+            reads.append(store.alexical_query("router holiday", k=3))
+            reads.append(store.ahybrid_search("router admin", embed, k=3, fusion=fusion))
+        return list(await asyncio.gather(*reads))
+
+    expected = sync_reads()
+    assert all(expected)
+    assert asyncio.run(async_reads()) == expected
+    assert asyncio.run(async_reads()) == expected  # a new loop: a new async client
+    if not lexical:
+        with pytest.raises(LexicalSearchUnsupportedError):
+            asyncio.run(store.alexical_query("router", k=3))
+
+    async def closed_then_reopened() -> list[object]:
+        await store.aclose()
+        return await async_reads()
+
+    reopened = asyncio.run(closed_then_reopened())
+    assert reopened == sync_reads()  # sync again: a reopened engine may score in new float noise
+    store.close()

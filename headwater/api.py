@@ -12,6 +12,7 @@ with KnowledgeBase.open("headwater.toml") as kb:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +23,17 @@ from typing import TYPE_CHECKING, Any
 from headwater.compose import build_embedder, build_engine, build_query_encoder, build_store
 from headwater.config import HeadwaterConfig, load_config
 from headwater.ingest.errors import StoreError
-from headwater.ingest.models import QueryHit, SearchMode, VectorRecord
+from headwater.ingest.models import CollectionSpec, QueryFilter, QueryHit, SearchMode, VectorRecord
 from headwater.ingest.query_encoder import QueryEncoder
-from headwater.ingest.search import Filters, Mode, as_filter, as_mode, hit_metadata, search_store
+from headwater.ingest.search import (
+    Filters,
+    Mode,
+    as_filter,
+    as_mode,
+    asearch_store,
+    hit_metadata,
+    search_store,
+)
 from headwater.ingest.store import LexicalSearchUnsupportedError
 
 if TYPE_CHECKING:
@@ -101,10 +110,7 @@ class KnowledgeBase:
         Scores are comparable only within one mode. `vector`: `text`'s embedding when the
         caller already has it (from `embed_query`).
         """
-        _check_k(k)
-        query_filter = as_filter(filters)
-        search = self.config.search
-        chosen = as_mode(mode, search.mode)
+        query_filter, chosen = self._plan(k, filters, mode)
         # Cached: a dense fallback after a failed hybrid reuses the vector.
         embed = cache(
             self._embedder_for(text, ahead=chosen is not SearchMode.LEXICAL)
@@ -112,29 +118,69 @@ class KnowledgeBase:
             else lambda _query: list(vector)
         )
         self._check_model()
+        fusion = self.config.search.fusion_settings()
 
         def run(how: SearchMode) -> list[QueryHit]:
+            # lexical loads no model
             return search_store(
-                self.store,
-                text,
-                embed,  # lexical loads no model
-                k=k,
-                filters=query_filter,
-                mode=how,
-                fusion=search.fusion_settings(),
+                self.store, text, embed, k=k, filters=query_filter, mode=how, fusion=fusion
             )
 
         try:
             return run(chosen)
         except LexicalSearchUnsupportedError as exc:
-            if mode is not None or "mode" in search.model_fields_set:
-                raise  # asked for by name: say why it cannot be had
-            # Hybrid by default only: a store without full-text search (Milvus 2.3/2.4, a
-            # collection from Headwater 0.2) still answers, by embeddings as before.
-            if not self._warned_dense:
-                log.warning("searching by embeddings only (search.mode = 'dense'): %s", exc)
-                self._warned_dense = True
+            self._dense_instead(exc, mode)
             return run(SearchMode.DENSE)
+
+    async def asearch(
+        self,
+        text: str,
+        k: int = 5,
+        filters: Filters = None,
+        mode: Mode = None,
+        *,
+        vector: Sequence[float] | None = None,
+    ) -> list[QueryHit]:
+        """`search`, awaitable, with the same arguments and hits. The query is embedded on
+        a worker thread (CPU work); the store answers through its async calls: natively on
+        a Milvus server and Weaviate, on a worker thread for FAISS and Milvus Lite."""
+        query_filter, chosen = self._plan(k, filters, mode)
+        embedding: dict[str, asyncio.Future[list[float]]] = {}
+
+        async def embed(query: str) -> list[float]:
+            if vector is not None:
+                return list(vector)
+            # Kept: a dense fallback after a failed hybrid awaits the same embedding.
+            if query not in embedding:
+                embedding[query] = asyncio.ensure_future(asyncio.to_thread(self.embed_query, query))
+            return await embedding[query]
+
+        await self._acheck_model()
+        fusion = self.config.search.fusion_settings()
+
+        async def run(how: SearchMode) -> list[QueryHit]:
+            return await asearch_store(
+                self.store, text, embed, k=k, filters=query_filter, mode=how, fusion=fusion
+            )
+
+        try:
+            return await run(chosen)
+        except LexicalSearchUnsupportedError as exc:
+            self._dense_instead(exc, mode)
+            return await run(SearchMode.DENSE)
+
+    def _plan(self, k: int, filters: Filters, mode: Mode) -> tuple[QueryFilter | None, SearchMode]:
+        _check_k(k)
+        return as_filter(filters), as_mode(mode, self.config.search.mode)
+
+    def _dense_instead(self, exc: LexicalSearchUnsupportedError, mode: Mode) -> None:
+        if mode is not None or "mode" in self.config.search.model_fields_set:
+            raise exc  # asked for by name: say why it cannot be had
+        # Hybrid by default only: a store without full-text search (Milvus 2.3/2.4, a
+        # collection from Headwater 0.2) still answers, by embeddings as before.
+        if not self._warned_dense:
+            log.warning("searching by embeddings only (search.mode = 'dense'): %s", exc)
+            self._warned_dense = True
 
     def search_by_vector(
         self, vector: Sequence[float], k: int = 5, filters: Filters = None
@@ -145,13 +191,30 @@ class KnowledgeBase:
         self._check_model()
         return self.store.query(vector, k=k, filters=query_filter)
 
+    async def asearch_by_vector(
+        self, vector: Sequence[float], k: int = 5, filters: Filters = None
+    ) -> list[QueryHit]:
+        """`search_by_vector`, awaitable (see `asearch`)."""
+        _check_k(k)
+        query_filter = as_filter(filters)
+        await self._acheck_model()
+        return await self.store.aquery(vector, k=k, filters=query_filter)
+
     def records(self, ids: Sequence[str]) -> list[VectorRecord]:
         """The stored chunks with their vectors, for the ids the store holds."""
         return self.store.fetch(ids)
 
+    async def arecords(self, ids: Sequence[str]) -> list[VectorRecord]:
+        """`records`, awaitable (see `asearch`)."""
+        return await self.store.afetch(ids)
+
     def embed_query(self, text: str) -> list[float]:
         """`text` embedded as `search` embeds a query."""
         return self.query_encoder.embed_query(text)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """`embed_query` on a worker thread: the model's CPU work stays off the event loop."""
+        return await asyncio.to_thread(self.embed_query, text)
 
     def _embedder_for(self, text: str, *, ahead: bool) -> Callable[[str], list[float]]:
         """Encodes queries; on the first search with a ready ONNX export, `text` is encoded
@@ -175,9 +238,14 @@ class KnowledgeBase:
 
     def _check_model(self) -> None:
         # Vectors of another model with the same size would rank nonsense without an error.
-        if self._model_checked:
-            return
-        spec = self.store.collection_spec()
+        if not self._model_checked:
+            self._model_is(self.store.collection_spec())
+
+    async def _acheck_model(self) -> None:
+        if not self._model_checked:
+            self._model_is(await self.store.acollection_spec())
+
+    def _model_is(self, spec: CollectionSpec | None) -> None:
         model = self.config.embedding.vector_space
         if spec is not None and spec.model and spec.model != model:
             raise StoreError(
@@ -198,6 +266,17 @@ class KnowledgeBase:
         """Release the store (safe to call twice)."""
         if "store" in self.__dict__:
             self.store.close()
+
+    async def aclose(self) -> None:
+        """`close`, awaitable: also closes the store's async client of this event loop."""
+        if "store" in self.__dict__:
+            await self.store.aclose()
+
+    async def __aenter__(self) -> KnowledgeBase:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def __enter__(self) -> KnowledgeBase:
         return self

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -154,3 +154,22 @@ def search_store(
     if mode is SearchMode.HYBRID:
         return store.hybrid_search(text, embed, k=k, filters=filters, fusion=fusion)
     return store.query(embed(text), k=k, filters=filters)
+
+
+async def asearch_store(
+    store: VectorStore,
+    text: str,
+    embed: Callable[[str], Awaitable[Sequence[float]]],
+    *,
+    k: int,
+    filters: QueryFilter | None,
+    mode: SearchMode,
+    fusion: Fusion,
+) -> list[QueryHit]:
+    """`search_store`, awaitable, with `embed` awaitable; the store's calls are its async
+    ones (native where its engine has an async client)."""
+    if mode is SearchMode.LEXICAL:
+        return await store.alexical_query(text, k=k, filters=filters)
+    if mode is SearchMode.HYBRID:
+        return await store.ahybrid_search(text, embed, k=k, filters=filters, fusion=fusion)
+    return await store.aquery(await embed(text), k=k, filters=filters)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
@@ -176,6 +177,55 @@ class VectorStore(ABC):
             lexical = pending.result()
         dense = self.query(vector, k=depth, filters=filters)
         return fuse(dense, lexical, k, fusion)
+
+    # -- async reads ---------------------------------------------------------------
+    # The defaults run the sync method on a worker thread (`asyncio.to_thread`): right for
+    # the embedded engines (FAISS, Milvus Lite), which have no async API and do their work
+    # in this process, so a thread is what keeps the event loop free. A store whose engine
+    # has an async client (a Milvus server, Weaviate) overrides them with native calls.
+
+    async def acollection_spec(self) -> CollectionSpec | None:
+        """`collection_spec`, awaitable."""
+        return await asyncio.to_thread(self.collection_spec)
+
+    async def aquery(
+        self, vector: Sequence[float], k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        """`query`, awaitable."""
+        return await asyncio.to_thread(self.query, vector, k, filters)
+
+    async def alexical_query(
+        self, text: str, k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        """`lexical_query`, awaitable."""
+        return await asyncio.to_thread(self.lexical_query, text, k, filters)
+
+    async def ahybrid_search(
+        self,
+        text: str,
+        embed: Callable[[str], Awaitable[Sequence[float]]],
+        k: int = 5,
+        filters: QueryFilter | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[QueryHit]:
+        """`hybrid_search`, awaitable, with `embed` awaitable (the model's CPU work belongs
+        on a worker thread): the text is embedded while `alexical_query` searches its
+        words, then `aquery` and the fusion, as in the sync one. A store whose
+        `hybrid_search` fuses natively overrides this too."""
+        depth = max(k, k * fusion.candidates)
+        vector, lexical = await asyncio.gather(
+            embed(text), self.alexical_query(text, depth, filters)
+        )
+        dense = await self.aquery(vector, depth, filters)
+        return fuse(dense, lexical, k, fusion)
+
+    async def afetch(self, ids: Iterable[str]) -> list[VectorRecord]:
+        """`fetch`, awaitable."""
+        return await asyncio.to_thread(self.fetch, list(ids))
+
+    async def aclose(self) -> None:
+        """`close`, awaitable; a store with async clients closes this loop's client here."""
+        await asyncio.to_thread(self.close)
 
     @abstractmethod
     def count(self, filters: QueryFilter | None = None) -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,3 +160,16 @@ def s3_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+class RecordingExecutor(ThreadPoolExecutor):
+    """The loop's default executor (what `asyncio.to_thread` uses), noting what it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.ran: list[Any] = []
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        # to_thread submits functools.partial(context.run, func, *args)
+        self.ran.append(fn.args[0] if isinstance(fn, functools.partial) else fn)
+        return super().submit(fn, *args, **kwargs)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +16,9 @@ from headwater.config import HeadwaterConfig
 from headwater.ingest.embedding import Embedder
 from headwater.ingest.errors import HeadwaterError, StoreError
 from headwater.ingest.models import QueryFilter
+from headwater.ingest.store import LexicalSearchUnsupportedError
 
-from .conftest import make_config
+from .conftest import RecordingExecutor, make_config
 
 
 @pytest.fixture
@@ -97,3 +101,107 @@ def test_sync_then_search_in_one_process(tmp_path: Path, docs: Path, embedder: E
         second = kb.sync()
         assert second.file_counts()["deleted"] == 1 and second.chunk_counts()["embedded"] == 0
         assert kb.search("password", k=5, filters={"source_glob": "it/*"}) == []
+
+
+ASYNC_QUERIES = [
+    ("How many vacation days?", {"k": 3, "mode": "dense"}),
+    ("receipts", {"k": 4, "mode": "hybrid", "filters": {"file_types": ["pdf"]}}),
+    ("GDPR article 17", {"k": 2, "mode": "lexical"}),
+    ("vpn router", {"k": 3}),  # the config's mode
+]
+
+
+@pytest.mark.slow
+async def test_asearch_answers_as_search(kb: KnowledgeBase) -> None:
+    # In pytest-asyncio's loop; test_framework_stores.py runs the adapters under asyncio.run.
+    expected = [kb.search(text, **kw) for text, kw in ASYNC_QUERIES]
+    got = await asyncio.gather(*(kb.asearch(text, **kw) for text, kw in ASYNC_QUERIES))
+    assert got == expected and all(expected)
+    vector = await kb.aembed_query("receipts")
+    assert vector == kb.embed_query("receipts")
+    assert await kb.asearch_by_vector(vector, k=3) == kb.search_by_vector(vector, k=3)
+    ids = [h.id for h in expected[0]]
+    assert await kb.arecords(ids) == kb.records(ids)
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        await kb.asearch("x", k=0)
+
+
+def test_asearch_on_a_milvus_server_is_native(
+    milvus_server_uri: str, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pymilvus import AsyncMilvusClient
+
+    from headwater.connectors.stores.milvus import has_bm25
+
+    docs = tmp_path / "notes"
+    docs.mkdir()
+    (docs / "bikes.md").write_text("# Bikes\n\nA road bike has drop handlebars and thin tyres.\n")
+    (docs / "tyres.txt").write_text("Tyre pressure for a road bike is about 6 to 8 bar.\n")
+    (docs / "lunch.md").write_text("# Lunch\n\nThe canteen serves soup on Fridays.\n")
+    store = {
+        "backend": "milvus",
+        "collection": "api_async_" + uuid.uuid4().hex[:8],
+        "milvus": {"uri": milvus_server_uri},
+    }
+    config = make_config(tmp_path, docs, store=store)  # search.mode unset: hybrid, or dense
+    questions = ["What tyre pressure in bar?", "soup", "handlebars", "bike tyres"]
+    with KnowledgeBase(config, embedder=embedder) as writer:
+        assert writer.sync().ok
+        vectors = [writer.embed_query(q) for q in questions]
+        # Milvus 2.3/2.4 (the `milvus` test package is 2.3) has no BM25: hybrid by default
+        # falls back to dense there, as in the sync search.
+        bm25 = has_bm25(writer.store.server_version())  # type: ignore[attr-defined]
+        modes = [None, "dense", *(("lexical", "hybrid") if bm25 else ())]
+        expected = {
+            mode: [
+                writer.search(q, k=2, mode=mode, vector=v)
+                for q, v in zip(questions, vectors, strict=True)
+            ]
+            for mode in modes
+        }
+        by_text = [writer.search(q, k=2) for q in questions]
+    assert all(all(hits) for hits in expected.values())
+
+    searched: list[threading.Thread] = []
+    real_search = AsyncMilvusClient.search
+
+    async def search(self: AsyncMilvusClient, *args: Any, **kwargs: Any) -> Any:
+        searched.append(threading.current_thread())
+        return await real_search(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncMilvusClient, "search", search)
+
+    kb = KnowledgeBase(config, embedder=embedder)
+
+    async def concurrently(executor: RecordingExecutor, **kw: Any) -> list[list[Any]]:
+        asyncio.get_running_loop().set_default_executor(executor)
+        return await asyncio.gather(
+            *(kb.asearch(q, k=2, vector=v, **kw) for q, v in zip(questions, vectors, strict=True))
+        )
+
+    try:
+        for mode in modes:
+            # A loop per mode: each gets its own AsyncMilvusClient.
+            executor = RecordingExecutor()
+            assert asyncio.run(concurrently(executor, mode=mode)) == expected[mode]
+            assert executor.ran == []  # no worker thread: the store's calls are native
+        assert set(searched) == {threading.main_thread()}  # asyncio.run's loop thread
+        assert len(searched) >= len(questions) * len(modes)
+        assert kb.store._client is None  # type: ignore[attr-defined]
+        if not bm25:
+            with pytest.raises(LexicalSearchUnsupportedError, match="no BM25"):
+                asyncio.run(kb.asearch("soup", mode="lexical"))
+
+        # With a text to embed, only the model runs on a worker thread.
+        executor = RecordingExecutor()
+
+        async def by_text_async() -> list[list[Any]]:
+            asyncio.get_running_loop().set_default_executor(executor)
+            got = await asyncio.gather(*(kb.asearch(q, k=2) for q in questions))
+            await kb.aclose()
+            return list(got)
+
+        assert asyncio.run(by_text_async()) == by_text
+        assert executor.ran and all(fn == kb.embed_query for fn in executor.ran)
+    finally:
+        kb.close()

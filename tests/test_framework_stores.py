@@ -183,8 +183,15 @@ def test_writes_say_that_sync_feeds_the_knowledge_base(store: HeadwaterVectorSto
 
 
 def threads_that_searched(kb: KnowledgeBase, run: Callable[[], object]) -> set[threading.Thread]:
+    """The threads on which the store searched or the query was embedded while `run` ran."""
     seen: set[threading.Thread] = set()
-    methods = {name: getattr(kb, name) for name in ("search", "search_by_vector")}
+    names = ("query", "lexical_query", "hybrid_query", "fetch", "embed_query")
+    methods = {
+        name: (owner, getattr(owner, name))
+        for owner in (kb.store, kb)
+        for name in names
+        if hasattr(owner, name)
+    }
 
     def recording(method: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -193,13 +200,13 @@ def threads_that_searched(kb: KnowledgeBase, run: Callable[[], object]) -> set[t
 
         return call
 
-    for name, method in methods.items():
-        setattr(kb, name, recording(method))
+    for name, (owner, method) in methods.items():
+        setattr(owner, name, recording(method))
     try:
         run()
     finally:
-        for name in methods:
-            delattr(kb, name)
+        for name, (owner, _) in methods.items():
+            delattr(owner, name)
     assert seen
     return seen
 
@@ -272,6 +279,16 @@ def test_milvus_lite_knowledge_base(tmp_path: Path, embedder: Embedder) -> None:
             .retrieve(question)
         )
         assert [n.node.metadata["path"] for n in nodes] == ["bikes.md", "lunch.md"]
+
+        async def both() -> list[Any]:
+            return await asyncio.gather(
+                store.asimilarity_search(question, k=3, filter={"file_type": "md"}),
+                milvus_kb.asearch(question, k=2, mode="hybrid"),
+            )
+
+        # Milvus Lite has no async client: its reads run on a worker thread, same hits.
+        got_md, hybrid = asyncio.run(both())
+        assert got_md == md and hybrid == milvus_kb.search(question, k=2, mode="hybrid")
 
 
 # LlamaIndex

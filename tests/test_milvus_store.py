@@ -3,12 +3,14 @@ a user is told where there is none."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from headwater.connectors.stores.milvus import MilvusConfig, MilvusStore, has_bm25, version_tuple
 from headwater.connectors.testing import SPEC, record, unit
+from headwater.ingest.errors import StoreUnavailableError
 from headwater.ingest.store import LexicalSearchUnsupportedError
 
 pytest.importorskip("pymilvus", reason="the milvus extra is not installed")
@@ -90,3 +92,11 @@ def test_the_real_server_version_is_named(milvus_server_uri: str, tmp_path: Path
             store.lexical_query("anything")
     finally:
         store.close()
+
+
+def test_async_reads_of_an_unreachable_server_say_so(tmp_path: Path) -> None:
+    config = MilvusConfig(uri="http://127.0.0.1:9", timeout=1)  # nothing listens on port 9
+    store = MilvusStore(config, collection="c", state_dir=tmp_path)
+    with pytest.raises(StoreUnavailableError, match=r"cannot open Milvus at http://127\.0\.0\.1:9"):
+        asyncio.run(store.aquery(unit(1), k=1))
+    store.close()

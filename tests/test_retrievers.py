@@ -154,3 +154,29 @@ def test_retrievers_take_a_mode(kb: KnowledgeBase) -> None:
     assert nodes[0].node.metadata["path"] == "it/security-faq.txt"
     with pytest.raises(ValueError, match="use one of"):
         LlamaRetriever(kb, mode="fuzzy")
+
+
+def test_async_retrievers_over_a_search_without_asearch(kb: KnowledgeBase) -> None:
+    """An object with only ``search`` (written before Headwater had async) still serves
+    the async retrievers: its search runs on a worker thread."""
+    import threading
+
+    class OnlySearch:
+        def __init__(self) -> None:
+            self.searched_on: set[threading.Thread] = set()
+
+        def search(self, text: str, k: int = 5, filters: Any = None) -> list[Any]:
+            self.searched_on.add(threading.current_thread())
+            return kb.search(text, k=k, filters=filters)
+
+    only = OnlySearch()
+    lc = HeadwaterRetriever(knowledge_base=only, k=2)
+    llama = LlamaRetriever(only, k=2)
+
+    async def both() -> list[Any]:
+        return list(await asyncio.gather(lc.ainvoke(QUESTION), llama.aretrieve(QUESTION)))
+
+    docs, nodes = asyncio.run(both())
+    assert docs == lc.invoke(QUESTION) and nodes == llama.retrieve(QUESTION)
+    assert len(docs) == 2 and threading.main_thread() in only.searched_on
+    assert len(only.searched_on) > 1  # the async calls ran on worker threads

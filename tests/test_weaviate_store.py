@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from headwater.connectors.stores.weaviate import (
     resolve_endpoint,
 )
 from headwater.ingest.errors import ConfigError, MissingExtraError, StoreError
-from headwater.ingest.models import CollectionSpec
+from headwater.ingest.models import CollectionSpec, QueryFilter
+from tests.conftest import RecordingExecutor, WeaviateEndpoint
 from tests.contract.test_vector_store import record
 
 if TYPE_CHECKING:
@@ -191,8 +193,9 @@ def test_unreachable_server_is_a_store_error(tmp_path: Path) -> None:
     with new_server() as gone:
         config = WeaviateConfig(url=gone.url, grpc_port=gone.grpc_port, timeout=2)
     store = WeaviateStore(config, collection="docs", state_dir=tmp_path)
-    with pytest.raises(StoreError, match=rf"Weaviate at {config.url}.*connecting failed"):
-        store.count()
+    for read in (store.count, lambda: asyncio.run(store.aquery([0.0] * 8))):  # sync, async
+        with pytest.raises(StoreError, match=rf"Weaviate at {config.url}.*connecting failed"):
+            read()
     store.close()
     store.close()
 
@@ -252,4 +255,70 @@ def test_lexical_and_hybrid_use_weaviates_own_search(
         assert hybrid.alpha == pytest.approx(0.25)
         assert not server.database.searches[-1].HasField("filters")
     finally:
+        store.close()
+
+
+def test_async_reads_use_weaviates_async_client(
+    weaviate_endpoint: WeaviateEndpoint, tmp_path: Path
+) -> None:
+    """Against the in-process server, or a real Weaviate when $WEAVIATE_URL is set."""
+    from headwater.connectors.testing import corpus, unit
+
+    config = WeaviateConfig(url=weaviate_endpoint.url, grpc_port=weaviate_endpoint.grpc_port)
+    name = "t_" + uuid.uuid4().hex[:10]
+    writer = WeaviateStore(config, collection=name, state_dir=tmp_path)
+    reader = WeaviateStore(config, collection=name, state_dir=tmp_path)
+    try:
+        writer.ensure_collection(SPEC)
+        writer.upsert(corpus())
+        md_only = QueryFilter(file_types=("md",))
+        expected = [
+            writer.query(unit(3), k=3, filters=md_only),
+            writer.lexical_query("router", k=3),
+            writer.hybrid_search("holiday", lambda _: unit(3), k=2),
+            writer.fetch(["vpn", "inv"]),
+        ]
+
+        async def embed(text: str) -> list[float]:
+            return unit(3)
+
+        async def reads(executor: RecordingExecutor) -> list[Any]:
+            asyncio.get_running_loop().set_default_executor(executor)
+            return list(
+                await asyncio.gather(
+                    reader.aquery(unit(3), k=3, filters=md_only),
+                    reader.alexical_query("router", k=3),
+                    reader.ahybrid_search("holiday", embed, k=2),
+                    reader.afetch(["vpn", "inv"]),
+                )
+            )
+
+        for _ in range(2):  # two loops, one async client each
+            executor = RecordingExecutor()
+            assert asyncio.run(reads(executor)) == expected
+            assert executor.ran == []  # native: no worker thread
+        assert reader._client is None  # the sync client was never opened
+        assert all(expected)
+    finally:
+        writer.close()
+        reader.close()
+
+
+async def test_each_event_loop_gets_its_own_async_client(
+    server: WeaviateServer, tmp_path: Path
+) -> None:
+    from headwater.connectors.testing import corpus, unit
+
+    store = make_store(server, tmp_path)
+    try:
+        store.ensure_collection(SPEC)
+        store.upsert(corpus())
+        here = await store.aquery(unit(3), k=2)  # pytest-asyncio's loop
+        # An application's asyncio.run in another thread, while this loop's client lives.
+        there = await asyncio.to_thread(asyncio.run, store.aquery(unit(3), k=2))
+        assert here == there == await store.aquery(unit(3), k=2) == store.query(unit(3), k=2)
+        await store.aclose()
+        assert await store.aquery(unit(3), k=2) == here  # reopened in this loop
+    finally:
+        await store.aclose()
         store.close()

@@ -3,7 +3,8 @@ do not write."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from headwater.connectors.retrievers.filters import UnsupportedFilterError, to_query_filter
@@ -44,3 +45,17 @@ def langchain_filter(value: Any) -> QueryFilter | Nothing | None:
         return None
     translated = to_query_filter(_from_langchain(value))
     return NOTHING if translated is None else translated
+
+
+def awaitable(knowledge_base: object, method: str) -> Callable[..., Awaitable[Any]]:
+    """The knowledge base's async twin of `method` (``asearch`` for ``search``), native
+    where its store is; an object without one has its sync method run on a worker thread."""
+    native = getattr(knowledge_base, "a" + method, None)
+    if native is not None:
+        return native
+    sync = getattr(knowledge_base, method)
+
+    async def threaded(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(sync, *args, **kwargs)
+
+    return threaded

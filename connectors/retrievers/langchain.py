@@ -7,22 +7,27 @@ LangChain's dict form (``{"file_type": "pdf"}``, ``{"page": {"$gte": 2}}``, ``$a
 `UnsupportedFilterError`. Writes raise `ReadOnlyKnowledgeBaseError`: ``headwater sync``
 feeds the knowledge base (docs/frameworks.md says why).
 
-Async: Headwater's stores and its embedding model are synchronous (FAISS and Milvus Lite
-run in-process, the model is CPU/GPU bound), so the async methods run the same search in a
-worker thread (`asyncio.to_thread`): the event loop is never blocked.
+Async: the async methods await the knowledge base's async search (`KnowledgeBase.asearch`):
+the query is embedded on a worker thread (CPU work), and the store answers natively where
+its engine has an async client (a Milvus server, Weaviate), on a worker thread where it
+runs in-process (FAISS, Milvus Lite). The event loop is never blocked.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import field_validator
 
-from headwater.connectors.retrievers.common import Nothing, langchain_filter, refuse_write
+from headwater.connectors.retrievers.common import (
+    Nothing,
+    awaitable,
+    langchain_filter,
+    refuse_write,
+)
 from headwater.ingest.errors import MissingExtraError
-from headwater.ingest.models import QueryFilter, QueryHit, SearchMode
+from headwater.ingest.models import QueryFilter, QueryHit, SearchMode, VectorRecord
 from headwater.ingest.search import (
     Mode,
     TextSearch,
@@ -62,6 +67,48 @@ def _no_extra(kwargs: Mapping[str, Any]) -> None:
         )
 
 
+def _dense_filter(kwargs: dict[str, Any]) -> Any:
+    """The filter of a relevance-scored search, which ranks in dense mode only."""
+    # A threshold needs one scale for every query: cosine similarity, so dense. BM25 and
+    # per-query normalised fused scores would make a threshold mean something new each time.
+    mode = kwargs.pop("mode", None)
+    if mode is not None and as_mode(mode) is not SearchMode.DENSE:
+        raise ValueError(
+            f"relevance scores (score_threshold) are cosine similarities, from mode "
+            f"'dense'; mode {as_mode(mode).value!r} has no fixed scale"
+        )
+    filter = kwargs.pop("filter", None)
+    _no_extra(kwargs)
+    return filter
+
+
+def _relevance(hits: list[QueryHit]) -> list[tuple[Document, float]]:
+    return [(_document(h), min(1.0, max(0.0, h.score))) for h in hits]
+
+
+def _diverse(
+    vector: Sequence[float],
+    candidates: list[QueryHit],
+    records: list[VectorRecord],
+    k: int,
+    lambda_mult: float,
+) -> list[Document]:
+    """`k` of the candidates, by maximal marginal relevance on their stored vectors."""
+    stored = {r.id: r.vector for r in records}
+    kept = [h for h in candidates if h.id in stored]
+    chosen = maximal_marginal_relevance(
+        np.asarray(vector, dtype=np.float32),
+        [list(stored[h.id]) for h in kept],
+        lambda_mult=lambda_mult,
+        k=k,
+    )
+    return [_document(kept[i]) for i in chosen]
+
+
+def _stored(r: VectorRecord) -> Document:
+    return Document(page_content=r.chunk.text, metadata=flat_metadata(r.chunk.metadata), id=r.id)
+
+
 class HeadwaterEmbeddings(Embeddings):
     """The knowledge base's query embedding as LangChain `Embeddings`."""
 
@@ -73,6 +120,9 @@ class HeadwaterEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.knowledge_base.embed_query(text)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return await awaitable(self.knowledge_base, "embed_query")(text)
 
 
 class HeadwaterVectorStore(VectorStore):
@@ -99,16 +149,36 @@ class HeadwaterVectorStore(VectorStore):
         query_filter = langchain_filter(filter)
         if isinstance(query_filter, Nothing):
             return []
-        chosen = self.mode if mode is None else as_mode(mode)
         return self.knowledge_base.search(
-            query, k=k, filters=query_filter, mode=chosen, vector=vector
+            query, k=k, filters=query_filter, mode=self._mode(mode), vector=vector
         )
+
+    async def _asearch(
+        self, query: str, k: int, filter: Any, mode: Mode, vector: Sequence[float] | None = None
+    ) -> list[QueryHit]:
+        query_filter = langchain_filter(filter)
+        if isinstance(query_filter, Nothing):
+            return []
+        search = awaitable(self.knowledge_base, "search")
+        return await search(query, k=k, filters=query_filter, mode=self._mode(mode), vector=vector)
+
+    def _mode(self, mode: Mode) -> SearchMode | None:
+        return self.mode if mode is None else as_mode(mode)
 
     def _search_by_vector(self, vector: Sequence[float], k: int, filter: Any) -> list[QueryHit]:
         query_filter = langchain_filter(filter)
         if isinstance(query_filter, Nothing):
             return []
         return self.knowledge_base.search_by_vector(vector, k=k, filters=query_filter)
+
+    async def _asearch_by_vector(
+        self, vector: Sequence[float], k: int, filter: Any
+    ) -> list[QueryHit]:
+        query_filter = langchain_filter(filter)
+        if isinstance(query_filter, Nothing):
+            return []
+        search = awaitable(self.knowledge_base, "search_by_vector")
+        return await search(vector, k=k, filters=query_filter)
 
     def similarity_search(
         self, query: str, k: int = 4, filter: Any = None, *, mode: Mode = None, **kwargs: Any
@@ -139,18 +209,8 @@ class HeadwaterVectorStore(VectorStore):
     def _similarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        # A threshold needs one scale for every query: cosine similarity, so dense. BM25 and
-        # per-query normalised fused scores would make a threshold mean something new each time.
-        mode = kwargs.pop("mode", None)
-        if mode is not None and as_mode(mode) is not SearchMode.DENSE:
-            raise ValueError(
-                f"relevance scores (score_threshold) are cosine similarities, from mode "
-                f"'dense'; mode {as_mode(mode).value!r} has no fixed scale"
-            )
-        filter = kwargs.pop("filter", None)
-        _no_extra(kwargs)
-        hits = self._search(query, k, filter, SearchMode.DENSE)
-        return [(_document(h), min(1.0, max(0.0, h.score))) for h in hits]
+        hits = self._search(query, k, _dense_filter(kwargs), SearchMode.DENSE)
+        return _relevance(hits)
 
     def max_marginal_relevance_search(
         self,
@@ -183,55 +243,66 @@ class HeadwaterVectorStore(VectorStore):
         candidates = self._search_by_vector(embedding, max(k, fetch_k), filter)
         return self._mmr(embedding, candidates, k, lambda_mult)
 
+    async def _asimilarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        hits = await self._asearch(query, k, _dense_filter(kwargs), SearchMode.DENSE)
+        return _relevance(hits)
+
     def _mmr(
         self, vector: Sequence[float], candidates: list[QueryHit], k: int, lambda_mult: float
     ) -> list[Document]:
         if not candidates:
             return []
-        stored = {r.id: r.vector for r in self.knowledge_base.records([h.id for h in candidates])}
-        kept = [h for h in candidates if h.id in stored]
-        chosen = maximal_marginal_relevance(
-            np.asarray(vector, dtype=np.float32),
-            [list(stored[h.id]) for h in kept],
-            lambda_mult=lambda_mult,
-            k=k,
-        )
-        return [_document(kept[i]) for i in chosen]
+        records = self.knowledge_base.records([h.id for h in candidates])
+        return _diverse(vector, candidates, records, k, lambda_mult)
+
+    async def _ammr(
+        self, vector: Sequence[float], candidates: list[QueryHit], k: int, lambda_mult: float
+    ) -> list[Document]:
+        if not candidates:
+            return []
+        records = await awaitable(self.knowledge_base, "records")([h.id for h in candidates])
+        return _diverse(vector, candidates, records, k, lambda_mult)
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        return [
-            Document(page_content=r.chunk.text, metadata=flat_metadata(r.chunk.metadata), id=r.id)
-            for r in self.knowledge_base.records(list(ids))
-        ]
+        return [_stored(r) for r in self.knowledge_base.records(list(ids))]
 
-    # Async: the same searches in a worker thread (the stores are synchronous).
+    # Async: the knowledge base's async search (native where the store's engine has it).
 
-    async def asimilarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
-        return await asyncio.to_thread(self.similarity_search, query, k, **kwargs)
+    async def asimilarity_search(
+        self, query: str, k: int = 4, filter: Any = None, *, mode: Mode = None, **kwargs: Any
+    ) -> list[Document]:
+        _no_extra(kwargs)
+        return [_document(h) for h in await self._asearch(query, k, filter, mode)]
 
     async def asimilarity_search_with_score(
-        self, *args: Any, **kwargs: Any
+        self, query: str, k: int = 4, filter: Any = None, *, mode: Mode = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        return await asyncio.to_thread(self.similarity_search_with_score, *args, **kwargs)
+        _no_extra(kwargs)
+        return [(_document(h), h.score) for h in await self._asearch(query, k, filter, mode)]
 
     async def asimilarity_search_by_vector(
-        self, embedding: list[float], k: int = 4, **kwargs: Any
+        self, embedding: list[float], k: int = 4, filter: Any = None, **kwargs: Any
     ) -> list[Document]:
-        return await asyncio.to_thread(self.similarity_search_by_vector, embedding, k, **kwargs)
-
-    async def _asimilarity_search_with_relevance_scores(
-        self, query: str, k: int = 4, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        return await asyncio.to_thread(
-            self._similarity_search_with_relevance_scores, query, k, **kwargs
-        )
+        _no_extra(kwargs)
+        return [_document(h) for h in await self._asearch_by_vector(embedding, k, filter)]
 
     async def amax_marginal_relevance_search(
-        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Any = None,
+        *,
+        mode: Mode = None,
+        **kwargs: Any,
     ) -> list[Document]:
-        return await asyncio.to_thread(
-            self.max_marginal_relevance_search, query, k, fetch_k, lambda_mult, **kwargs
-        )
+        _no_extra(kwargs)
+        vector = await awaitable(self.knowledge_base, "embed_query")(query)
+        candidates = await self._asearch(query, max(k, fetch_k), filter, mode, vector)
+        return await self._ammr(vector, candidates, k, lambda_mult)
 
     async def amax_marginal_relevance_search_by_vector(
         self,
@@ -239,19 +310,16 @@ class HeadwaterVectorStore(VectorStore):
         k: int = 4,
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
+        filter: Any = None,
         **kwargs: Any,
     ) -> list[Document]:
-        return await asyncio.to_thread(
-            self.max_marginal_relevance_search_by_vector,
-            embedding,
-            k,
-            fetch_k,
-            lambda_mult,
-            **kwargs,
-        )
+        _no_extra(kwargs)
+        candidates = await self._asearch_by_vector(embedding, max(k, fetch_k), filter)
+        return await self._ammr(embedding, candidates, k, lambda_mult)
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        return await asyncio.to_thread(self.get_by_ids, ids)
+        records = await awaitable(self.knowledge_base, "records")(list(ids))
+        return [_stored(r) for r in records]
 
     # Writes: sync feeds the knowledge base.
 
@@ -319,16 +387,32 @@ class HeadwaterRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
+        request = self._request(kwargs)
+        if request is None:
+            return []
+        hits = self.knowledge_base.search(query, **request)
+        return [_document(h) for h in hits]
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        request = self._request(kwargs)
+        if request is None:
+            return []
+        hits = await awaitable(self.knowledge_base, "search")(query, **request)
+        return [_document(h) for h in hits]
+
+    def _request(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """A call's search arguments; None when its filter lets nothing through."""
         k = kwargs.pop("k", self.k)
         mode = kwargs.pop("mode", self.mode)
         query_filter = self._filter_of(kwargs)
         _no_extra(kwargs)
         if isinstance(query_filter, Nothing):
-            return []
+            return None
         # Only with a mode: a search(text, k, filters) written before modes keeps working.
         chosen = {} if mode is None else {"mode": as_mode(mode)}
-        hits = self.knowledge_base.search(query, k=k, filters=query_filter, **chosen)
-        return [_document(h) for h in hits]
+        return {"k": k, "filters": query_filter, **chosen}
 
     def _filter_of(self, kwargs: dict[str, Any]) -> QueryFilter | Nothing | None:
         # A call's filter replaces the retriever's, in whichever form it comes.
@@ -339,11 +423,3 @@ class HeadwaterRetriever(BaseRetriever):
         if lc is not None and own is not None:
             raise ValueError("give filter (LangChain's form) or filters (Headwater's), not both")
         return langchain_filter(lc) if lc is not None else as_filter(own)
-
-    async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
-    ) -> list[Document]:
-        sync_manager = run_manager.get_sync()
-        return await asyncio.to_thread(
-            self._get_relevant_documents, query, run_manager=sync_manager, **kwargs
-        )

@@ -6,18 +6,19 @@ LlamaIndex ``MetadataFilters`` (EQ, IN, and GT/GTE/LT/LTE on ``page``; AND, and 
 one field's values) or Headwater's own; what Headwater cannot evaluate raises
 `UnsupportedFilterError`. Writes raise `ReadOnlyKnowledgeBaseError` (docs/frameworks.md).
 
-Async: the stores and the embedding model are synchronous, so ``aquery`` and
-``aretrieve`` run the same search in a worker thread (`asyncio.to_thread`) and never block
-the event loop (LlamaIndex's own fallback for both calls the blocking method in the loop).
+Async: ``aquery``, ``aget_nodes`` and ``aretrieve`` await the knowledge base's async
+search (`KnowledgeBase.asearch`): the query is embedded on a worker thread, and the store
+answers natively where its engine has an async client (a Milvus server, Weaviate), on a
+worker thread where it runs in-process (FAISS, Milvus Lite). The event loop is never
+blocked (LlamaIndex's own fallback for both calls the blocking method in the loop).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from headwater.connectors.retrievers.common import NOTHING, Nothing, refuse_write
+from headwater.connectors.retrievers.common import NOTHING, Nothing, awaitable, refuse_write
 from headwater.connectors.retrievers.filters import (
     AllOf,
     AnyOf,
@@ -27,7 +28,7 @@ from headwater.connectors.retrievers.filters import (
     unsupported,
 )
 from headwater.ingest.errors import MissingExtraError
-from headwater.ingest.models import QueryFilter, QueryHit, SearchMode
+from headwater.ingest.models import QueryFilter, QueryHit, SearchMode, VectorRecord
 from headwater.ingest.search import (
     Filters,
     Mode,
@@ -117,6 +118,82 @@ def node_of(hit: QueryHit) -> TextNode:
     )
 
 
+def _filter_of(query: VectorStoreQuery) -> QueryFilter | Nothing | None:
+    """The query's filter, once its mode and ids are known to be answerable."""
+    mode = query.mode
+    if query.doc_ids or query.node_ids:
+        raise unsupported("by doc_ids or node_ids (use filters on source or path)")
+    if mode not in _MODES and mode != VectorStoreQueryMode.MMR:
+        known = ", ".join(m.value for m in (*_MODES, VectorStoreQueryMode.MMR))
+        raise ValueError(f"query mode {mode.value!r} is not supported: use one of {known}")
+    return llamaindex_filter(query.filters)
+
+
+def _by_vector(query: VectorStoreQuery) -> bool:
+    return _MODES[query.mode] is SearchMode.DENSE and query.query_embedding is not None
+
+
+def _text(query: VectorStoreQuery) -> str:
+    if query.query_str is None:
+        raise ValueError(f"query mode {query.mode.value!r} needs query_str")
+    return query.query_str
+
+
+def _mode_and_vector(query: VectorStoreQuery) -> dict[str, Any]:
+    return {"mode": _MODES[query.mode], "vector": query.query_embedding}
+
+
+def _result(hits: list[QueryHit]) -> VectorStoreQueryResult:
+    return VectorStoreQueryResult(
+        nodes=[node_of(h) for h in hits],
+        similarities=[h.score for h in hits],
+        ids=[h.id for h in hits],
+    )
+
+
+def _mmr_text(query: VectorStoreQuery) -> str:
+    if query.query_str is None:
+        raise ValueError("query mode 'mmr' needs query_embedding or query_str")
+    return query.query_str
+
+
+def _mmr_fetch(query: VectorStoreQuery, prefetch: Any) -> int:
+    k = query.similarity_top_k
+    return max(k, int(k * float(prefetch or DEFAULT_MMR_PREFETCH)))
+
+
+def _mmr_pick(
+    query: VectorStoreQuery,
+    vector: Sequence[float],
+    candidates: list[QueryHit],
+    records: list[VectorRecord],
+) -> list[QueryHit]:
+    """The candidates MMR keeps, by their stored vectors (``mmr_threshold`` is lambda)."""
+    stored = {r.id: list(r.vector) for r in records}
+    kept = [h for h in candidates if h.id in stored]
+    if not kept:
+        return []
+    _, ids = get_top_k_mmr_embeddings(
+        list(vector),
+        [stored[h.id] for h in kept],
+        similarity_top_k=query.similarity_top_k,
+        embedding_ids=[h.id for h in kept],
+        mmr_threshold=query.mmr_threshold,
+    )
+    by_id = {h.id: h for h in kept}
+    return [by_id[i] for i in ids]
+
+
+def _node_ids(node_ids: list[str] | None, filters: MetadataFilters | None) -> list[str]:
+    if filters is not None or node_ids is None:
+        raise unsupported("listing nodes by filters (give node_ids)")
+    return node_ids
+
+
+def _nodes(records: list[VectorRecord]) -> list[BaseNode]:
+    return [node_of(QueryHit(r.id, 0.0, r.chunk.text, r.chunk.metadata)) for r in records]
+
+
 class HeadwaterEmbedding(BaseEmbedding):
     """The knowledge base's query embedding as a LlamaIndex embed model."""
 
@@ -133,7 +210,7 @@ class HeadwaterEmbedding(BaseEmbedding):
         return self._kb.embed_query(text)
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
-        return await asyncio.to_thread(self._kb.embed_query, query)
+        return await awaitable(self._kb, "embed_query")(query)
 
 
 class HeadwaterVectorStore(BasePydanticVectorStore):
@@ -158,78 +235,64 @@ class HeadwaterVectorStore(BasePydanticVectorStore):
         return self._kb
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        mode = query.mode
-        if query.doc_ids or query.node_ids:
-            raise unsupported("by doc_ids or node_ids (use filters on source or path)")
-        if mode not in _MODES and mode != VectorStoreQueryMode.MMR:
-            known = ", ".join(m.value for m in (*_MODES, VectorStoreQueryMode.MMR))
-            raise ValueError(f"query mode {mode.value!r} is not supported: use one of {known}")
-        query_filter = llamaindex_filter(query.filters)
+        query_filter = _filter_of(query)
         if isinstance(query_filter, Nothing):
-            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+            return _result([])
         k = query.similarity_top_k
-        if mode == VectorStoreQueryMode.MMR:
+        if query.mode == VectorStoreQueryMode.MMR:
             hits = self._mmr(query, query_filter, kwargs.get("mmr_prefetch_factor"))
-        elif _MODES[mode] is SearchMode.DENSE and query.query_embedding is not None:
+        elif _by_vector(query):
+            assert query.query_embedding is not None
             hits = self._kb.search_by_vector(query.query_embedding, k=k, filters=query_filter)
         else:
-            if query.query_str is None:
-                raise ValueError(f"query mode {mode.value!r} needs query_str")
             hits = self._kb.search(
-                query.query_str,
-                k=k,
-                filters=query_filter,
-                mode=_MODES[mode],
-                vector=query.query_embedding,
+                _text(query), k=k, filters=query_filter, **_mode_and_vector(query)
             )
-        return VectorStoreQueryResult(
-            nodes=[node_of(h) for h in hits],
-            similarities=[h.score for h in hits],
-            ids=[h.id for h in hits],
-        )
+        return _result(hits)
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        query_filter = _filter_of(query)
+        if isinstance(query_filter, Nothing):
+            return _result([])
+        k = query.similarity_top_k
+        if query.mode == VectorStoreQueryMode.MMR:
+            hits = await self._ammr(query, query_filter, kwargs.get("mmr_prefetch_factor"))
+        elif _by_vector(query):
+            search_by_vector = awaitable(self._kb, "search_by_vector")
+            hits = await search_by_vector(query.query_embedding, k=k, filters=query_filter)
+        else:
+            search = awaitable(self._kb, "search")
+            hits = await search(_text(query), k=k, filters=query_filter, **_mode_and_vector(query))
+        return _result(hits)
 
     def _mmr(
         self, query: VectorStoreQuery, query_filter: QueryFilter | None, prefetch: Any
     ) -> list[QueryHit]:
-        vector = query.query_embedding
-        if vector is None:
-            if query.query_str is None:
-                raise ValueError("query mode 'mmr' needs query_embedding or query_str")
-            vector = self._kb.embed_query(query.query_str)
-        k = query.similarity_top_k
-        fetch = max(k, int(k * float(prefetch or DEFAULT_MMR_PREFETCH)))
+        vector = query.query_embedding or self._kb.embed_query(_mmr_text(query))
+        fetch = _mmr_fetch(query, prefetch)
         candidates = self._kb.search_by_vector(vector, k=fetch, filters=query_filter)
-        stored = {r.id: list(r.vector) for r in self._kb.records([h.id for h in candidates])}
-        kept = [h for h in candidates if h.id in stored]
-        if not kept:
-            return []
-        _, ids = get_top_k_mmr_embeddings(
-            list(vector),
-            [stored[h.id] for h in kept],
-            similarity_top_k=k,
-            embedding_ids=[h.id for h in kept],
-            mmr_threshold=query.mmr_threshold,
-        )
-        by_id = {h.id: h for h in kept}
-        return [by_id[i] for i in ids]
+        records = self._kb.records([h.id for h in candidates])
+        return _mmr_pick(query, vector, candidates, records)
 
-    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        return await asyncio.to_thread(self.query, query, **kwargs)
+    async def _ammr(
+        self, query: VectorStoreQuery, query_filter: QueryFilter | None, prefetch: Any
+    ) -> list[QueryHit]:
+        vector = query.query_embedding or await awaitable(self._kb, "embed_query")(_mmr_text(query))
+        fetch = _mmr_fetch(query, prefetch)
+        search_by_vector = awaitable(self._kb, "search_by_vector")
+        candidates = await search_by_vector(vector, k=fetch, filters=query_filter)
+        records = await awaitable(self._kb, "records")([h.id for h in candidates])
+        return _mmr_pick(query, vector, candidates, records)
 
     def get_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
-        if filters is not None or node_ids is None:
-            raise unsupported("listing nodes by filters (give node_ids)")
-        hits = [
-            QueryHit(r.id, 0.0, r.chunk.text, r.chunk.metadata) for r in self._kb.records(node_ids)
-        ]
-        return [node_of(h) for h in hits]
+        return _nodes(self._kb.records(_node_ids(node_ids, filters)))
 
     async def aget_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
-        return await asyncio.to_thread(self.get_nodes, node_ids, filters)
+        return _nodes(await awaitable(self._kb, "records")(_node_ids(node_ids, filters)))
 
     # Writes: sync feeds the knowledge base.
 
@@ -300,15 +363,23 @@ class HeadwaterRetriever(BaseRetriever):
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         if isinstance(self.filters, Nothing):
             return []
-        # Only with a mode: a search(text, k, filters) written before modes keeps working.
-        chosen = {} if self.mode is None else {"mode": self.mode}
-        hits = self.knowledge_base.search(
-            query_bundle.query_str, k=self.k, filters=self.filters, **chosen
-        )
-        return [NodeWithScore(node=node_of(h), score=h.score) for h in hits]
+        hits = self.knowledge_base.search(query_bundle.query_str, **self._request())
+        return _scored(hits)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return await asyncio.to_thread(self._retrieve, query_bundle)
+        if isinstance(self.filters, Nothing):
+            return []
+        search = awaitable(self.knowledge_base, "search")
+        return _scored(await search(query_bundle.query_str, **self._request()))
+
+    def _request(self) -> dict[str, Any]:
+        # Only with a mode: a search(text, k, filters) written before modes keeps working.
+        chosen = {} if self.mode is None else {"mode": self.mode}
+        return {"k": self.k, "filters": self.filters, **chosen}
+
+
+def _scored(hits: list[QueryHit]) -> list[NodeWithScore]:
+    return [NodeWithScore(node=node_of(h), score=h.score) for h in hits]
 
 
 __all__ = [

@@ -1,4 +1,9 @@
-"""Milvus: Milvus Lite (a file, the embedded default) or a Milvus server by URI."""
+"""Milvus: Milvus Lite (a file, the embedded default) or a Milvus server by URI.
+
+A server's searches also run natively async, through pymilvus' `AsyncMilvusClient` (one per
+event loop); Milvus Lite has no async client, so its async reads take the interface's
+worker-thread default.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from headwater.ingest.aio import PerLoop
 from headwater.ingest.errors import (
     HostError,
     MissingExtraError,
@@ -33,7 +40,7 @@ from headwater.ingest.readonly import cannot_write
 from headwater.ingest.store import LexicalSearchUnsupportedError, VectorStore
 
 if TYPE_CHECKING:
-    from pymilvus import MilvusClient
+    from pymilvus import AsyncMilvusClient, MilvusClient
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,7 @@ _MAX_TEXT_BYTES = 65535
 _MODEL_PROPERTY = "headwater.model"
 """Collection property recording the embedding model (kept by Lite and by servers)."""
 _OUTPUT = ["id", "text", "source_id", "path", "file_type", "page", "meta"]
+_WITH_VECTOR = [*_OUTPUT, "vector"]
 _SPARSE = "sparse"
 """The BM25 function's output field: the full-text index of `text`."""
 BM25_MIN_VERSION = (2, 5)
@@ -237,6 +245,75 @@ def _wait_for_lite_index(uri: str, collection: str, db_name: str) -> None:
         log.debug("not waiting for Milvus Lite's index build at %s: %r", redact(uri), exc)
 
 
+def _record(row: dict[str, Any]) -> VectorRecord:
+    chunk = Chunk(id=row["id"], text=row["text"], metadata=_metadata(row))
+    return VectorRecord(chunk, [float(x) for x in row["vector"]])
+
+
+def _hits(result: Any, lexical: bool) -> list[QueryHit]:
+    """A search's hits, best first."""
+    hits = []
+    for hit in result[0]:
+        row = {"id": hit["id"], **hit["entity"]}
+        score = float(hit["distance"])
+        # Milvus Lite reports BM25 relevance negated (best first, most negative); a
+        # server reports it positive. Both list the best match first.
+        hits.append(
+            QueryHit(row["id"], abs(score) if lexical else score, row["text"], _metadata(row))
+        )
+    return hits
+
+
+def _search_args(data: Any, limit: int, expr: str, field: str) -> dict[str, Any]:
+    """A search's arguments; `data` is a vector, or a text for the BM25 field."""
+    lexical = field == _SPARSE
+    return {
+        "data": [data if lexical else [float(x) for x in data]],
+        "anns_field": field,
+        "limit": limit,
+        "filter": expr,
+        "output_fields": _OUTPUT[1:],
+        "search_params": {"metric_type": "BM25" if lexical else "IP"},
+        # Strong makes every search wait for the server's next time tick (about 200 ms
+        # on 2.3); Session still sees every write made through this process (pymilvus
+        # keeps the write timestamps per server and collection, for the sync and the
+        # async client), and a separate query process sees writes within a tick.
+        "consistency_level": "Session",
+    }
+
+
+def _widen(found: list[QueryHit], kept: list[QueryHit], k: int, limit: int) -> int | None:
+    """The next limit for a search whose glob is checked here; None: `kept` is the answer."""
+    if len(kept) >= k or len(found) < limit or limit >= _QUERY_CAP:
+        return None
+    return min(limit * 4, _QUERY_CAP)
+
+
+def _infix_glob(filters: QueryFilter | None) -> bool:
+    """Whether the filter's glob is more than a prefix (`dir/*`), which every LIKE runs."""
+    if filters is None or not filters.source_glob:
+        return False
+    glob = filters.source_glob
+    return glob != _glob_prefix(glob) + "*"
+
+
+def _has_words(text: str) -> bool:
+    # No words: the analyzer would make an empty query vector.
+    return re.search(r"[^\W_]", text) is not None
+
+
+_LIKE_PROBE = 'path like "%x"'
+"""A suffix LIKE: Milvus 2.3 rejects it ("unsupported pattern")."""
+
+
+def _like_unsupported(exc: Exception) -> bool:
+    return "unsupported pattern" in str(exc)
+
+
+async def _close_async(client: AsyncMilvusClient) -> None:
+    await client.close()
+
+
 def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -258,6 +335,9 @@ class MilvusStore(VectorStore):
         self._lexical: bool | None = None
         """Whether the collection has the BM25 field; None until described."""
         self._version: str | None = None
+        self._opening = threading.Lock()
+        self._async = PerLoop(self._open_async, _close_async)
+        """A server's async clients, one per event loop (none made until an async read)."""
 
     @property
     def uri(self) -> str:
@@ -278,6 +358,14 @@ class MilvusStore(VectorStore):
     @property
     def client(self) -> MilvusClient:
         if self._client is None:
+            # Async reads run on worker threads here (Milvus Lite): two may open at once,
+            # and a second Lite server for one file would find it locked.
+            with self._opening:
+                return self._open()
+        return self._client
+
+    def _open(self) -> MilvusClient:
+        if self._client is None:
             try:
                 from pymilvus import MilvusClient
             except ImportError:
@@ -286,17 +374,10 @@ class MilvusStore(VectorStore):
             # say what failed, and the application's logging decides where its records go.
             adopt("pymilvus")
             uri = self.uri
-            kwargs: dict[str, Any] = {"uri": uri, "timeout": self.config.timeout}
             if self.is_lite(uri):
                 Path(uri).parent.mkdir(parents=True, exist_ok=True)
-            else:
-                token = os.environ.get(self.config.token_env, "")
-                if token:
-                    kwargs["token"] = token
-                if self.config.db_name:
-                    kwargs["db_name"] = self.config.db_name
             try:
-                self._client = MilvusClient(**kwargs)
+                self._client = MilvusClient(**self._client_args())
             except Exception as exc:
                 if self.is_lite(uri) and cannot_write(Path(uri)):
                     raise HostError(
@@ -317,6 +398,51 @@ class MilvusStore(VectorStore):
                 _lite_users[uri] = _lite_users.get(uri, 0) + 1
         return self._client
 
+    def _client_args(self) -> dict[str, Any]:
+        uri = self.uri
+        kwargs: dict[str, Any] = {"uri": uri, "timeout": self.config.timeout}
+        if not self.is_lite(uri):
+            token = os.environ.get(self.config.token_env, "")
+            if token:
+                kwargs["token"] = token
+            if self.config.db_name:
+                kwargs["db_name"] = self.config.db_name
+        return kwargs
+
+    def _native_async(self) -> bool:
+        """Whether async reads use `AsyncMilvusClient`: a server, not Milvus Lite."""
+        return not self.is_lite(self.uri)
+
+    async def _open_async(self) -> AsyncMilvusClient:
+        try:
+            from pymilvus import AsyncMilvusClient
+        except ImportError:
+            raise MissingExtraError("The Milvus store", "milvus") from None
+
+        adopt("pymilvus")
+        # dedicated: pymilvus would otherwise share one connection among a loop's clients,
+        # and keep it after this store closes.
+        client = AsyncMilvusClient(**self._client_args(), dedicated=True)
+        try:
+            version = str(await client.get_server_version())  # connects
+        except Exception as exc:
+            await _close_async(client)
+            raise StoreUnavailableError(
+                f"cannot open Milvus at {self.location}: {redact(str(exc))}"
+            ) from None
+        self._version = self._version or version
+        return client
+
+    async def _aready(self) -> AsyncMilvusClient | None:
+        """This event loop's client when the collection exists (loaded for search)."""
+        client = await self._async.get()
+        if not self._exists:
+            exists = bool(await client.has_collection(self.collection))
+            if exists:
+                await client.load_collection(self.collection)
+            self._exists = exists
+        return client if self._exists else None
+
     # -- collection ----------------------------------------------------------------
 
     def _ready(self) -> bool:
@@ -331,14 +457,27 @@ class MilvusStore(VectorStore):
         if not self._ready():
             return None
         if self._spec is None:
-            info = self.client.describe_collection(self.collection)
-            dims = [int(f["params"]["dim"]) for f in info["fields"] if f["name"] == "vector"]
-            if not dims:
-                raise StoreError(f"collection {self.collection!r} has no 'vector' field")
-            props = info.get("properties") or {}
-            self._lexical = any(f["name"] == _SPARSE for f in info["fields"])
-            self._spec = CollectionSpec(dims[0], str(props.get(_MODEL_PROPERTY, "")))
+            self._described(self.client.describe_collection(self.collection))
         return self._spec
+
+    async def acollection_spec(self) -> CollectionSpec | None:
+        if not self._native_async():
+            return await super().acollection_spec()
+        client = await self._aready()
+        if client is None:
+            return None
+        if self._spec is None:
+            self._described(await client.describe_collection(self.collection))
+        return self._spec
+
+    def _described(self, info: dict[str, Any]) -> None:
+        """Keep what `describe_collection` says: the spec and whether it has BM25."""
+        dims = [int(f["params"]["dim"]) for f in info["fields"] if f["name"] == "vector"]
+        if not dims:
+            raise StoreError(f"collection {self.collection!r} has no 'vector' field")
+        props = info.get("properties") or {}
+        self._lexical = any(f["name"] == _SPARSE for f in info["fields"])
+        self._spec = CollectionSpec(dims[0], str(props.get(_MODEL_PROPERTY, "")))
 
     def server_version(self) -> str:
         """The server's version ("v2.3.5"), or Milvus Lite's ("milvus_lite-3.2.2")."""
@@ -479,13 +618,23 @@ class MilvusStore(VectorStore):
         ids = list(ids)
         if not ids or not self._ready():
             return []
-        out = []
+        out: list[VectorRecord] = []
         for batch in _batches(ids):
-            for row in self.client.get(
-                self.collection, ids=list(batch), output_fields=[*_OUTPUT, "vector"]
-            ):
-                chunk = Chunk(id=row["id"], text=row["text"], metadata=_metadata(row))
-                out.append(VectorRecord(chunk, [float(x) for x in row["vector"]]))
+            rows = self.client.get(self.collection, ids=list(batch), output_fields=_WITH_VECTOR)
+            out.extend(map(_record, rows))
+        return out
+
+    async def afetch(self, ids: Iterable[str]) -> list[VectorRecord]:
+        if not self._native_async():
+            return await super().afetch(ids)
+        ids = list(ids)
+        client = await self._aready() if ids else None
+        if client is None:
+            return []
+        out: list[VectorRecord] = []
+        for batch in _batches(ids):
+            rows = await client.get(self.collection, ids=list(batch), output_fields=_WITH_VECTOR)
+            out.extend(map(_record, rows))
         return out
 
     def scan(self, batch_size: int = _BATCH) -> Iterator[list[VectorRecord]]:
@@ -498,36 +647,23 @@ class MilvusStore(VectorStore):
 
     def _needs_client_glob(self, filters: QueryFilter | None) -> bool:
         """Whether this server cannot run the glob as LIKE, so we filter rows ourselves."""
-        if filters is None or not filters.source_glob:
-            return False
-        glob = filters.source_glob
-        return glob != _glob_prefix(glob) + "*" and self._prefix_like_only()
+        return _infix_glob(filters) and self._prefix_like_only()
+
+    async def _aneeds_client_glob(
+        self, client: AsyncMilvusClient, filters: QueryFilter | None
+    ) -> bool:
+        return _infix_glob(filters) and await self._aprefix_like_only(client)
 
     def _search(self, data: Any, limit: int, expr: str, *, field: str = "vector") -> list[QueryHit]:
         """`data` is a vector, or a text for the BM25 field."""
-        lexical = field == _SPARSE
-        result = self.client.search(
-            self.collection,
-            data=[data if lexical else [float(x) for x in data]],
-            anns_field=field,
-            limit=limit,
-            filter=expr,
-            output_fields=_OUTPUT[1:],
-            search_params={"metric_type": "BM25" if lexical else "IP"},
-            # Strong makes every search wait for the server's next time tick (about 200 ms
-            # on 2.3); Session still sees every write made through this client, which is
-            # what a sync needs, and a separate query process sees writes within a tick.
-            consistency_level="Session",
-        )
-        hits = []
-        for hit in result[0]:
-            row = {"id": hit["id"], **hit["entity"]}
-            meta = _metadata(row)
-            score = float(hit["distance"])
-            # Milvus Lite reports BM25 relevance negated (best first, most negative); a
-            # server reports it positive. Both list the best match first.
-            hits.append(QueryHit(row["id"], abs(score) if lexical else score, row["text"], meta))
-        return hits
+        result = self.client.search(self.collection, **_search_args(data, limit, expr, field))
+        return _hits(result, field == _SPARSE)
+
+    async def _asearch(
+        self, client: AsyncMilvusClient, data: Any, limit: int, expr: str, field: str
+    ) -> list[QueryHit]:
+        result = await client.search(self.collection, **_search_args(data, limit, expr, field))
+        return _hits(result, field == _SPARSE)
 
     def query(
         self, vector: Sequence[float], k: int = 5, filters: QueryFilter | None = None
@@ -536,28 +672,51 @@ class MilvusStore(VectorStore):
             return []
         return self._filtered_search(vector, k, filters, "vector")
 
+    async def aquery(
+        self, vector: Sequence[float], k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        if not self._native_async():
+            return await super().aquery(vector, k, filters)
+        client = await self._aready()
+        if client is None:
+            return []
+        return await self._afiltered_search(client, vector, k, filters, "vector")
+
     def lexical_query(
         self, text: str, k: int = 5, filters: QueryFilter | None = None
     ) -> list[QueryHit]:
         if not self._ready() or k <= 0:
             return []
-        self._check_lexical()
-        if not re.search(r"[^\W_]", text):
-            return []  # no words: the analyzer would make an empty query vector
+        self.collection_spec()  # describes the collection, setting _lexical
+        if not self._lexical:
+            raise self._no_lexical(self.server_version())
+        if not _has_words(text):
+            return []
         return self._filtered_search(text, k, filters, _SPARSE)
 
-    def _check_lexical(self) -> None:
-        self.collection_spec()  # describes the collection, setting _lexical
-        if self._lexical:
-            return
-        version = self.server_version()
+    async def alexical_query(
+        self, text: str, k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        if not self._native_async():
+            return await super().alexical_query(text, k, filters)
+        client = await self._aready()
+        if client is None or k <= 0:
+            return []
+        await self.acollection_spec()
+        if not self._lexical:
+            raise self._no_lexical(self._version or str(await client.get_server_version()))
+        if not _has_words(text):
+            return []
+        return await self._afiltered_search(client, text, k, filters, _SPARSE)
+
+    def _no_lexical(self, version: str) -> LexicalSearchUnsupportedError:
         if not has_bm25(version):
-            raise LexicalSearchUnsupportedError(
+            return LexicalSearchUnsupportedError(
                 f"Milvus at {self.location} is version {version}, which has no BM25 full-text "
                 f"search (Milvus {'.'.join(map(str, BM25_MIN_VERSION))} or later has): lexical "
                 "and hybrid search are not available there; use mode 'dense'"
             )
-        raise LexicalSearchUnsupportedError(
+        return LexicalSearchUnsupportedError(
             f"collection {self.collection!r} at {self.location} was made without a full-text "
             "index (by Headwater 0.2 or earlier, or on an older Milvus): copy it into a new one "
             "with `headwater migrate --to <config naming another store.collection>` (no "
@@ -571,13 +730,32 @@ class MilvusStore(VectorStore):
             return self._search(data, k, filter_expression(filters, prefix_only=False), field=field)
         assert filters is not None and filters.source_glob
         expr = filter_expression(filters, prefix_only=True)
-        limit = max(8 * k, 64)
-        while True:
+        limit: int | None = max(8 * k, 64)
+        while limit is not None:
             found = self._search(data, limit, expr, field=field)
             kept = [h for h in found if filters.matches(h.metadata)]
-            if len(kept) >= k or len(found) < limit or limit >= _QUERY_CAP:
-                return kept[:k]
-            limit = min(limit * 4, _QUERY_CAP)
+            limit = _widen(found, kept, k, limit)
+        return kept[:k]
+
+    async def _afiltered_search(
+        self,
+        client: AsyncMilvusClient,
+        data: Any,
+        k: int,
+        filters: QueryFilter | None,
+        field: str,
+    ) -> list[QueryHit]:
+        if not await self._aneeds_client_glob(client, filters):
+            expr = filter_expression(filters, prefix_only=False)
+            return await self._asearch(client, data, k, expr, field)
+        assert filters is not None and filters.source_glob
+        expr = filter_expression(filters, prefix_only=True)
+        limit: int | None = max(8 * k, 64)
+        while limit is not None:
+            found = await self._asearch(client, data, limit, expr, field)
+            kept = [h for h in found if filters.matches(h.metadata)]
+            limit = _widen(found, kept, k, limit)
+        return kept[:k]
 
     def count(self, filters: QueryFilter | None = None) -> int:
         if not self._ready():
@@ -599,23 +777,44 @@ class MilvusStore(VectorStore):
         if self._like_is_prefix_only is None:
             try:
                 self.client.query(
-                    self.collection, filter='path like "%x"', limit=1, output_fields=["id"]
+                    self.collection, filter=_LIKE_PROBE, limit=1, output_fields=["id"]
                 )
                 self._like_is_prefix_only = False
             except Exception as exc:
-                if "unsupported pattern" not in str(exc):
+                if not _like_unsupported(exc):
                     raise
                 self._like_is_prefix_only = True
         return self._like_is_prefix_only
 
+    async def _aprefix_like_only(self, client: AsyncMilvusClient) -> bool:
+        if self._like_is_prefix_only is None:
+            try:
+                await client.query(
+                    self.collection, filter=_LIKE_PROBE, limit=1, output_fields=["id"]
+                )
+                self._like_is_prefix_only = False
+            except Exception as exc:
+                if not _like_unsupported(exc):
+                    raise
+                self._like_is_prefix_only = True
+        return self._like_is_prefix_only
+
+    async def aclose(self) -> None:
+        await self._async.aclose()
+        if self._native_async():
+            self.close()  # the sync client's channel closes without waiting
+        else:
+            await super().aclose()
+
     def close(self) -> None:
+        self._async.close()
+        self._exists = None
+        self._spec = None
+        self._lexical = None
+        self._version = None
         if self._client is not None:
             self._client.close()
             self._client = None
-            self._exists = None
-            self._spec = None
-            self._lexical = None
-            self._version = None
             uri = self.uri
             if self.is_lite(uri):
                 _release_lite(uri)

@@ -1,4 +1,8 @@
-"""Weaviate: a self-hosted Weaviate server or a Weaviate Cloud cluster, over REST and gRPC."""
+"""Weaviate: a self-hosted Weaviate server or a Weaviate Cloud cluster, over REST and gRPC.
+
+Async reads are native: weaviate-client's async client (httpx and gRPC aio), one per
+event loop.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from headwater.ingest.aio import PerLoop
 from headwater.ingest.errors import HeadwaterError, MissingExtraError, StoreError
 from headwater.ingest.models import (
     Chunk,
@@ -29,8 +34,9 @@ from headwater.ingest.models import (
 from headwater.ingest.store import VectorStore
 
 if TYPE_CHECKING:
-    from weaviate import WeaviateClient
-    from weaviate.collections import Collection
+    from weaviate import WeaviateAsyncClient, WeaviateClient
+    from weaviate.collections import Collection, CollectionAsync
+    from weaviate.collections.classes.config import CollectionConfigSimple
     from weaviate.collections.classes.filters import _Filters
     from weaviate.collections.classes.internal import Object
 
@@ -254,6 +260,77 @@ def _scored_hits(objects: Iterable[Object[Any, Any]]) -> list[QueryHit]:
     return hits
 
 
+def _distance_hits(objects: Iterable[Object[Any, Any]]) -> list[QueryHit]:
+    hits = []
+    for obj in objects:
+        chunk = _chunk(obj.properties)
+        # Weaviate's cosine distance is 1 - cosine similarity.
+        score = 1.0 - float(obj.metadata.distance or 0.0)
+        hits.append(QueryHit(chunk.id, score, chunk.text, chunk.metadata))
+    return hits
+
+
+def _near_vector(vector: Sequence[float], k: int, filters: QueryFilter | None) -> dict[str, Any]:
+    from weaviate.classes.query import MetadataQuery
+
+    return {
+        "near_vector": [float(x) for x in vector],
+        "limit": min(k, _MAX_RESULTS),
+        "filters": filter_for(filters),
+        "target_vector": _VECTOR,
+        "return_metadata": MetadataQuery(distance=True),
+    }
+
+
+def _bm25(text: str, k: int, filters: QueryFilter | None) -> dict[str, Any]:
+    from weaviate.classes.query import MetadataQuery
+
+    return {
+        "query": text,
+        "query_properties": [_TEXT],
+        "limit": min(k, _MAX_RESULTS),
+        "filters": filter_for(filters),
+        "return_metadata": MetadataQuery(score=True),
+    }
+
+
+def _hybrid(
+    vector: Sequence[float], text: str, k: int, filters: QueryFilter | None, fusion: Fusion
+) -> dict[str, Any]:
+    from weaviate.classes.query import HybridFusion, MetadataQuery
+
+    # Weaviate fuses in the engine: rankedFusion is reciprocal rank fusion with its
+    # constant fixed at 60, weighted by alpha (0.5: both rankings count the same);
+    # relativeScoreFusion is the min-max weighting of `fuse`'s weighted method.
+    ranked = fusion.method is FusionMethod.RRF
+    return {
+        "query": text,
+        "vector": [float(x) for x in vector],
+        "alpha": 0.5 if ranked else fusion.alpha,
+        "fusion_type": HybridFusion.RANKED if ranked else HybridFusion.RELATIVE_SCORE,
+        "query_properties": [_TEXT],
+        "target_vector": _VECTOR,
+        "limit": min(k, _MAX_RESULTS),
+        "filters": filter_for(filters),
+        "return_metadata": MetadataQuery(score=True),
+    }
+
+
+def _by_ids(batch: Sequence[str], vectors: bool, properties: list[str] | None) -> dict[str, Any]:
+    from weaviate.classes.query import Filter
+
+    return {
+        "filters": Filter.by_id().contains_any([object_uuid(i) for i in batch]),
+        "limit": len(batch),
+        "include_vector": [_VECTOR] if vectors else False,
+        "return_properties": properties,
+    }
+
+
+async def _close_async(client: WeaviateAsyncClient) -> None:
+    await client.close()
+
+
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -280,6 +357,8 @@ class WeaviateStore(VectorStore):
         self._client: WeaviateClient | None = None
         self._exists = False
         self._spec: CollectionSpec | None = None
+        self._async = PerLoop(self._open_async, _close_async)
+        """Async clients, one per event loop (none made until an async read)."""
 
     def __repr__(self) -> str:
         return f"WeaviateStore({self.location!r}, class_name={self.class_name!r})"
@@ -316,59 +395,95 @@ class WeaviateStore(VectorStore):
     @property
     def client(self) -> WeaviateClient:
         if self._client is None:
-            try:
-                import weaviate
-                from weaviate.classes.init import AdditionalConfig, Auth, Timeout
-            except ImportError:
-                raise MissingExtraError("The Weaviate store", "weaviate") from None
-            ep = self.endpoint
-            key = os.environ.get(self.config.api_key_env, "")
-            if ep.cloud and not key:
-                raise StoreError(
-                    f"Weaviate Cloud at {self.location} needs an API key: set "
-                    f"${self.config.api_key_env} (store.weaviate.api_key_env names the variable)"
-                )
-            t = self.config.timeout
-            extra = AdditionalConfig(timeout=Timeout(init=t, query=t, insert=t))
+            cloud, kwargs = self._connection()  # first: it says which extra is missing
+            import weaviate
+
             # The client's init checks would also ask PyPI for its newest version on every
             # connect, so they are skipped: connecting still reads /v1/meta (reachability,
             # API key) and is_live() below pings gRPC, the check that was skipped.
             with self._errors("connecting"):
-                if ep.cloud:
-                    client = weaviate.connect_to_weaviate_cloud(
-                        ep.url,
-                        auth_credentials=Auth.api_key(key),
-                        additional_config=extra,
-                        skip_init_checks=True,
-                    )
+                if cloud:
+                    client = weaviate.connect_to_weaviate_cloud(**kwargs)
                 else:
-                    client = weaviate.connect_to_custom(
-                        http_host=ep.http_host,
-                        http_port=ep.http_port,
-                        http_secure=ep.secure,
-                        grpc_host=ep.grpc_host,
-                        grpc_port=ep.grpc_port,
-                        grpc_secure=ep.secure,
-                        auth_credentials=Auth.api_key(key) if key else None,
-                        additional_config=extra,
-                        skip_init_checks=True,
-                    )
+                    client = weaviate.connect_to_custom(**kwargs)
                 live = client.is_live()
             if not live:
                 client.close()
-                # Without this check a wrong gRPC port shows as a minute of retries.
-                check = (
-                    "the cluster URL, store.weaviate.url"
-                    if ep.cloud
-                    else f"{ep.grpc_host}:{ep.grpc_port}, from store.weaviate.grpc_host and "
-                    "store.weaviate.grpc_port"
-                )
-                raise StoreError(
-                    f"Weaviate at {self.location} answers over REST but not over gRPC: "
-                    f"check {check}"
-                )
+                raise self._not_live()
             self._client = client
         return self._client
+
+    async def _open_async(self) -> WeaviateAsyncClient:
+        cloud, kwargs = self._connection()
+        import weaviate
+
+        with self._errors("connecting"):
+            if cloud:
+                client = weaviate.use_async_with_weaviate_cloud(**kwargs)
+            else:
+                client = weaviate.use_async_with_custom(**kwargs)
+            try:
+                await client.connect()
+                live = await client.is_live()
+            except BaseException:
+                await client.close()
+                raise
+        if not live:
+            await client.close()
+            raise self._not_live()
+        return client
+
+    def _connection(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the server is Weaviate Cloud, and the connect helper's arguments."""
+        try:
+            from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+        except ImportError:
+            raise MissingExtraError("The Weaviate store", "weaviate") from None
+        ep = self.endpoint
+        key = os.environ.get(self.config.api_key_env, "")
+        if ep.cloud and not key:
+            raise StoreError(
+                f"Weaviate Cloud at {self.location} needs an API key: set "
+                f"${self.config.api_key_env} (store.weaviate.api_key_env names the variable)"
+            )
+        t = self.config.timeout
+        common = {
+            "additional_config": AdditionalConfig(timeout=Timeout(init=t, query=t, insert=t)),
+            "skip_init_checks": True,
+        }
+        if ep.cloud:
+            return True, {"cluster_url": ep.url, "auth_credentials": Auth.api_key(key), **common}
+        return False, {
+            "http_host": ep.http_host,
+            "http_port": ep.http_port,
+            "http_secure": ep.secure,
+            "grpc_host": ep.grpc_host,
+            "grpc_port": ep.grpc_port,
+            "grpc_secure": ep.secure,
+            "auth_credentials": Auth.api_key(key) if key else None,
+            **common,
+        }
+
+    def _not_live(self) -> StoreError:
+        # Without this check a wrong gRPC port shows as a minute of retries.
+        ep = self.endpoint
+        check = (
+            "the cluster URL, store.weaviate.url"
+            if ep.cloud
+            else f"{ep.grpc_host}:{ep.grpc_port}, from store.weaviate.grpc_host and "
+            "store.weaviate.grpc_port"
+        )
+        return StoreError(
+            f"Weaviate at {self.location} answers over REST but not over gRPC: check {check}"
+        )
+
+    async def _acollection(self) -> CollectionAsync[Any, Any] | None:
+        """This event loop's handle on the collection; None when it does not exist."""
+        client = await self._async.get()
+        if not self._exists:
+            with self._errors("checking the collection"):
+                self._exists = await client.collections.exists(self.class_name)
+        return client.collections.use(self.class_name) if self._exists else None
 
     def _collection(self) -> Collection[Any, Any]:
         return self.client.collections.use(self.class_name)
@@ -388,16 +503,29 @@ class WeaviateStore(VectorStore):
         if self._spec is None:
             with self._errors("reading the collection config"):
                 config = self._collection().config.get(simple=True)
-            try:
-                recorded = json.loads(config.description or "")[_SPEC_KEY]
-                self._spec = CollectionSpec(int(recorded["dimension"]), str(recorded["model"]))
-            except (ValueError, TypeError, KeyError):
-                raise StoreError(
-                    f"Weaviate class {self.class_name!r} at {self.location} was not made by "
-                    "Headwater (its description records no vector size): use another "
-                    "store.collection"
-                ) from None
+            self._spec = self._spec_of(config)
         return self._spec
+
+    async def acollection_spec(self) -> CollectionSpec | None:
+        collection = await self._acollection()
+        if collection is None:
+            return None
+        if self._spec is None:
+            with self._errors("reading the collection config"):
+                config = await collection.config.get(simple=True)
+            self._spec = self._spec_of(config)
+        return self._spec
+
+    def _spec_of(self, config: CollectionConfigSimple) -> CollectionSpec:
+        try:
+            recorded = json.loads(config.description or "")[_SPEC_KEY]
+            return CollectionSpec(int(recorded["dimension"]), str(recorded["model"]))
+        except (ValueError, TypeError, KeyError):
+            raise StoreError(
+                f"Weaviate class {self.class_name!r} at {self.location} was not made by "
+                "Headwater (its description records no vector size): use another "
+                "store.collection"
+            ) from None
 
     def create_collection(self, spec: CollectionSpec) -> None:
         from weaviate.classes.config import Configure, DataType, Property, Tokenization
@@ -526,17 +654,10 @@ class WeaviateStore(VectorStore):
     def _by_ids(
         self, ids: Sequence[str], *, vectors: bool, properties: list[str] | None = None
     ) -> Iterator[Object[Any, Any]]:
-        from weaviate.classes.query import Filter
-
         query = self._collection().query
         for batch in _batches(ids, min(self.config.batch_size, _PAGE)):
             with self._errors("fetch"):
-                result = query.fetch_objects(
-                    filters=Filter.by_id().contains_any([object_uuid(i) for i in batch]),
-                    limit=len(batch),
-                    include_vector=[_VECTOR] if vectors else False,
-                    return_properties=properties,
-                )
+                result = query.fetch_objects(**_by_ids(batch, vectors, properties))
             yield from result.objects
 
     def existing_ids(self, ids: Iterable[str]) -> set[str]:
@@ -575,6 +696,18 @@ class WeaviateStore(VectorStore):
             return []
         return [_record(o) for o in self._by_ids(ids, vectors=True)]
 
+    async def afetch(self, ids: Iterable[str]) -> list[VectorRecord]:
+        ids = list(dict.fromkeys(ids))
+        collection = await self._acollection() if ids else None
+        if collection is None:
+            return []
+        records: list[VectorRecord] = []
+        for batch in _batches(ids, min(self.config.batch_size, _PAGE)):
+            with self._errors("fetch"):
+                result = await collection.query.fetch_objects(**_by_ids(batch, True, None))
+            records.extend(map(_record, result.objects))
+        return records
+
     def scan(self, batch_size: int = _PAGE) -> Iterator[list[VectorRecord]]:
         if not self._ready():
             return
@@ -595,39 +728,37 @@ class WeaviateStore(VectorStore):
     ) -> list[QueryHit]:
         if k <= 0 or not self._ready():
             return []
-        from weaviate.classes.query import MetadataQuery
-
         with self._errors("query"):
-            result = self._collection().query.near_vector(
-                near_vector=[float(x) for x in vector],
-                limit=min(k, _MAX_RESULTS),
-                filters=filter_for(filters),
-                target_vector=_VECTOR,
-                return_metadata=MetadataQuery(distance=True),
-            )
-        hits = []
-        for obj in result.objects:
-            chunk = _chunk(obj.properties)
-            # Weaviate's cosine distance is 1 - cosine similarity.
-            score = 1.0 - float(obj.metadata.distance or 0.0)
-            hits.append(QueryHit(chunk.id, score, chunk.text, chunk.metadata))
-        return hits
+            result = self._collection().query.near_vector(**_near_vector(vector, k, filters))
+        return _distance_hits(result.objects)
+
+    async def aquery(
+        self, vector: Sequence[float], k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        collection = await self._acollection() if k > 0 else None
+        if collection is None:
+            return []
+        with self._errors("query"):
+            result = await collection.query.near_vector(**_near_vector(vector, k, filters))
+        return _distance_hits(result.objects)
 
     def lexical_query(
         self, text: str, k: int = 5, filters: QueryFilter | None = None
     ) -> list[QueryHit]:
         if k <= 0 or not self._ready() or not _has_words(text):
             return []
-        from weaviate.classes.query import MetadataQuery
-
         with self._errors("keyword (BM25) query"):
-            result = self._collection().query.bm25(
-                query=text,
-                query_properties=[_TEXT],
-                limit=min(k, _MAX_RESULTS),
-                filters=filter_for(filters),
-                return_metadata=MetadataQuery(score=True),
-            )
+            result = self._collection().query.bm25(**_bm25(text, k, filters))
+        return _scored_hits(result.objects)
+
+    async def alexical_query(
+        self, text: str, k: int = 5, filters: QueryFilter | None = None
+    ) -> list[QueryHit]:
+        collection = await self._acollection() if k > 0 and _has_words(text) else None
+        if collection is None:
+            return []
+        with self._errors("keyword (BM25) query"):
+            result = await collection.query.bm25(**_bm25(text, k, filters))
         return _scored_hits(result.objects)
 
     def hybrid_search(
@@ -641,6 +772,24 @@ class WeaviateStore(VectorStore):
         # Weaviate's hybrid query takes the vector and the text together.
         return self.hybrid_query(embed(text), text, k, filters, fusion)
 
+    async def ahybrid_search(
+        self,
+        text: str,
+        embed: Callable[[str], Awaitable[Sequence[float]]],
+        k: int = 5,
+        filters: QueryFilter | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[QueryHit]:
+        vector = await embed(text)
+        if not _has_words(text):
+            return await self.aquery(vector, k, filters)
+        collection = await self._acollection() if k > 0 else None
+        if collection is None:
+            return []
+        with self._errors("hybrid query"):
+            result = await collection.query.hybrid(**_hybrid(vector, text, k, filters, fusion))
+        return _scored_hits(result.objects)
+
     def hybrid_query(
         self,
         vector: Sequence[float],
@@ -653,24 +802,8 @@ class WeaviateStore(VectorStore):
             return []
         if not _has_words(text):
             return self.query(vector, k, filters)
-        from weaviate.classes.query import HybridFusion, MetadataQuery
-
-        # Weaviate fuses in the engine: rankedFusion is reciprocal rank fusion with its
-        # constant fixed at 60, weighted by alpha (0.5: both rankings count the same);
-        # relativeScoreFusion is the min-max weighting of `fuse`'s weighted method.
-        ranked = fusion.method is FusionMethod.RRF
         with self._errors("hybrid query"):
-            result = self._collection().query.hybrid(
-                query=text,
-                vector=[float(x) for x in vector],
-                alpha=0.5 if ranked else fusion.alpha,
-                fusion_type=HybridFusion.RANKED if ranked else HybridFusion.RELATIVE_SCORE,
-                query_properties=[_TEXT],
-                target_vector=_VECTOR,
-                limit=min(k, _MAX_RESULTS),
-                filters=filter_for(filters),
-                return_metadata=MetadataQuery(score=True),
-            )
+            result = self._collection().query.hybrid(**_hybrid(vector, text, k, filters, fusion))
         return _scored_hits(result.objects)
 
     def count(self, filters: QueryFilter | None = None) -> int:
@@ -682,9 +815,14 @@ class WeaviateStore(VectorStore):
             )
         return int(result.total_count or 0)
 
+    async def aclose(self) -> None:
+        await self._async.aclose()
+        self.close()
+
     def close(self) -> None:
+        self._async.close()
+        self._exists = False
+        self._spec = None
         if self._client is not None:
             client, self._client = self._client, None
-            self._exists = False
-            self._spec = None
             client.close()
