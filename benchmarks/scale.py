@@ -187,7 +187,8 @@ def summary(out: str) -> dict[str, object]:
         found["files"] = m.group(1)
     if m := re.search(r"chunks: (.*)", out):
         found["chunks"] = m.group(1)
-    if m := re.search(r"time: ([\d.]+)s \((.*)\)", out):
+    # "time: 1.23s wall; <what stage times are>: list_plan 0.40s, load 0.00s, ..."
+    if m := re.search(r"time: ([\d.]+)s wall; [^:]*: (.*)", out):
         found["sync_seconds"] = float(m.group(1))
         found["stages"] = m.group(2)
     return found
