@@ -380,7 +380,7 @@ def scenario(
         if seed
         else "stand-in (hash, no model)"
         if stand_in
-        else "all-MiniLM-L6-v2 fp32",
+        else "all-MiniLM-L6-v2, embedding.precision auto",
         steps=steps,
         manifest_mb=round(manifest, 1),
         store_mb=size_mb(state / "milvus.db") + size_mb(state / "faiss"),
