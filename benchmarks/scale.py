@@ -135,14 +135,16 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def measured(name: str, cmd: list[str], env: dict[str, str]) -> Step:
-    """Run `cmd`, sampling the RSS of it and its children every 50 ms."""
+def measured(name: str, cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Step:
+    """Run `cmd` (in `cwd`), sampling the RSS of it and its children every 50 ms."""
     import psutil
 
     before = load_average()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     peak = 0
     stop = threading.Event()
 

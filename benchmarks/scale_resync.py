@@ -5,9 +5,10 @@
     python -m benchmarks.scale_resync --code main=/tmp/main-copy --code branch=. --rounds 3
 
 Each run is `headwater sync` (the CLI) in a fresh process with that checkout first on
-PYTHONPATH; peak RSS and CPU time are `benchmarks.scale.measured`'s. Alternating the
-checkouts on one state and one machine makes their figures comparable under a shared
-machine's changing load. Prints one JSON line per run.
+PYTHONPATH and as its working folder; peak RSS and CPU time are
+`benchmarks.scale.measured`'s. Alternating the checkouts on one state and one machine
+makes their figures comparable under a shared machine's changing load. Prints one JSON
+line per run.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def main() -> None:
                     "COLUMNS": "400",
                 }
                 cmd = [sys.executable, "-m", "headwater", "sync", "--config", str(config)]
-                step = measured(f"{name} {n}", cmd, env)
+                # In the checkout: `python -m` puts the working folder first on sys.path.
+                step = measured(f"{name} {n}", cmd, env, cwd=Path(root).resolve())
                 row = {
                     "code": name,
                     "docs": n,
