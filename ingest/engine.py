@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
@@ -194,6 +195,8 @@ class SyncEngine:
                     part = self._plan_source(
                         source, scope, listed, {} if retry_failed else failures
                     )
+                except sqlite3.Error:
+                    raise  # the manifest's own trouble, not the source's
                 except Exception as exc:
                     # Nothing of a source listed in part is planned: neither loads nor deletions.
                     errors[source.name] = str(exc)
