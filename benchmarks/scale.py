@@ -135,14 +135,16 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def measured(name: str, cmd: list[str], env: dict[str, str]) -> Step:
-    """Run `cmd`, sampling the RSS of it and its children every 50 ms."""
+def measured(name: str, cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Step:
+    """Run `cmd` (in `cwd`), sampling the RSS of it and its children every 50 ms."""
     import psutil
 
     before = load_average()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     peak = 0
     stop = threading.Event()
 
@@ -187,7 +189,8 @@ def summary(out: str) -> dict[str, object]:
         found["files"] = m.group(1)
     if m := re.search(r"chunks: (.*)", out):
         found["chunks"] = m.group(1)
-    if m := re.search(r"time: ([\d.]+)s \((.*)\)", out):
+    # "time: 1.23s wall; <what stage times are>: list_plan 0.40s, load 0.00s, ..."
+    if m := re.search(r"time: ([\d.]+)s wall; [^:]*: (.*)", out):
         found["sync_seconds"] = float(m.group(1))
         found["stages"] = m.group(2)
     return found
@@ -379,7 +382,7 @@ def scenario(
         if seed
         else "stand-in (hash, no model)"
         if stand_in
-        else "all-MiniLM-L6-v2 fp32",
+        else "all-MiniLM-L6-v2, embedding.precision auto",
         steps=steps,
         manifest_mb=round(manifest, 1),
         store_mb=size_mb(state / "milvus.db") + size_mb(state / "faiss"),

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from itertools import islice
 
 from headwater.ingest.config import LoadingConfig
 from headwater.ingest.diff import WritePlan, fresh_ids, plan_writes
@@ -22,7 +24,7 @@ from headwater.ingest.embedding_cache import EmbeddingCache
 from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.executors import BoundedMap, InProcessExecutor, in_flight, local_workers
 from headwater.ingest.faults import fault_point
-from headwater.ingest.manifest import FailureEntry, ManifestEntry
+from headwater.ingest.manifest import FailureEntry, Listed, ManifestEntry
 from headwater.ingest.models import (
     Chunk,
     CollectionSpec,
@@ -31,7 +33,14 @@ from headwater.ingest.models import (
     FileStatus,
     VectorRecord,
 )
-from headwater.ingest.planning import PlannedFile, Scope, SyncPlan, failure_key, plan
+from headwater.ingest.planning import (
+    PlannedFile,
+    Scope,
+    SyncPlan,
+    deleted,
+    failure_key,
+    plan_listed,
+)
 from headwater.ingest.prepare import Prepared, PreparedFile, Preparer, failure
 from headwater.ingest.report import SyncReport
 from headwater.ingest.source import Source
@@ -48,6 +57,9 @@ FLUSH_CHUNKS = 512
 
 REMOVE_BATCH = 500
 """Deleted documents whose chunks are looked up, deleted and forgotten together."""
+
+PLAN_BATCH = 1000
+"""Listed files compared with the manifest per query while planning."""
 
 PREFETCH_FILES = 8
 """Files submitted to the executor and not yet written: parsing goes on while a batch is
@@ -161,49 +173,73 @@ class SyncEngine:
         *,
         retry_failed: bool = False,
     ) -> SyncPlan:
-        """List the sources (those in `scope`) and compare with the manifest. Files that
-        failed on their content and have not changed are not planned for loading, unless
-        `retry_failed`."""
+        """List the sources (those in `scope`) and compare with the manifest, a batch of
+        listed files per manifest query. Files that failed on their content and have not
+        changed are not planned for loading, unless `retry_failed`.
+
+        What it holds grows with the files to load and delete, not with the corpus:
+        unchanged files are counted, and the ids listed wait in the manifest's database."""
         scope = scope or Scope()
         manifest = self.state.manifest
-        listings, errors = {}, {}
-        for source in self.sources:
-            if not scope.covers_source(source.name):
-                continue
-            try:
-                listings[source.name] = [
-                    f for f in source.list_files() if scope.covers(f.source, f.source_id)
-                ]
-            except Exception as exc:
-                errors[source.name] = str(exc)
-                log.error("listing source %s failed: %s", source.name, exc)
-        keys = {name: c.settings_key for name, c in self.preparer.chunkers.items()}
-        entries = {sid: e for sid, e in manifest.entries().items() if scope.covers(e.source, sid)}
         failures = {
             sid: f
             for sid, f in manifest.failures().items()
             if scope.covers(DocumentId.parse(sid).source, sid)
         }
-        listed = {f.source_id for files in listings.values() for f in files}
-        gone = [s for s in failures if DocumentId.parse(s).source in listings and s not in listed]
-        if gone:  # failed files that were deleted or excluded since
+        result, errors, listed_sources = SyncPlan(), {}, set()
+        with manifest.listing() as listed:
+            for source in self.sources:
+                if not scope.covers_source(source.name):
+                    continue
+                try:
+                    part = self._plan_source(
+                        source, scope, listed, {} if retry_failed else failures
+                    )
+                except sqlite3.Error:
+                    raise  # the manifest's own trouble, not the source's
+                except Exception as exc:
+                    # Nothing of a source listed in part is planned: neither loads nor deletions.
+                    errors[source.name] = str(exc)
+                    log.error("listing source %s failed: %s", source.name, exc)
+                    continue
+                result.extend(part)
+                listed_sources.add(source.name)
+            unlisted = listed.unlisted(scope.source_ids)
+            result.deleted = deleted(
+                (e for e in unlisted if scope.covers(e.source, e.source_id)), errors
+            )
+            # Failed files that were deleted or excluded since.
+            gone = listed.missing(
+                [s for s in failures if DocumentId.parse(s).source in listed_sources]
+            )
+        if gone:
             manifest.forget_failures(gone)
         if report is not None:
             report.source_errors.update(errors)
-        return plan(
-            listings,
-            entries,
-            keys,
-            errors,
-            failures={} if retry_failed else failures,
-            loading=self.loading_key,
-        )
+        return result
+
+    def _plan_source(
+        self,
+        source: Source,
+        scope: Scope,
+        listed: Listed,
+        failures: dict[str, FailureEntry],
+    ) -> SyncPlan:
+        """The plan for one source's listed files, PLAN_BATCH files per manifest query."""
+        chunker = self.preparer.chunkers[source.name].settings_key
+        files = (f for f in source.list_files() if scope.covers(f.source, f.source_id))
+        part = SyncPlan()
+        while batch := list(islice(files, PLAN_BATCH)):
+            ids = [f.source_id for f in batch]
+            listed.add(ids)
+            entries = self.state.manifest.entries_of(ids)
+            part.extend(plan_listed(batch, entries, chunker, failures, self.loading_key))
+        return part
 
     # -- stages --------------------------------------------------------------------
 
     def _report_planned(self, the_plan: SyncPlan, report: SyncReport) -> None:
-        for f in the_plan.unchanged:
-            report.add(FileResult(f.source_id, f.path, FileStatus.UNCHANGED))
+        report.unopened += the_plan.unchanged
         for known in the_plan.known_failures:
             prev = known.previous
             report.add(
@@ -455,7 +491,7 @@ def _no_parsers() -> int:
 def _plan_attributes(the_plan: SyncPlan) -> dict[str, int]:
     return {
         "headwater.files.to_load": len(the_plan.to_load),
-        "headwater.files.unchanged": len(the_plan.unchanged),
+        "headwater.files.unchanged": the_plan.unchanged,
         "headwater.files.deleted": len(the_plan.deleted),
         "headwater.files.known_failures": len(the_plan.known_failures),
     }

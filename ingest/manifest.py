@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,9 @@ CREATE TABLE IF NOT EXISTS failures (
 """
 _IN_BATCH = 1000
 """Document ids per lookup statement."""
+_ENTRY_COLUMNS = (
+    "source_id, source, path, fingerprint, content_hash, chunker, chunk_count, updated_at"
+)
 
 
 @dataclass(frozen=True)
@@ -159,11 +163,37 @@ class Manifest:
 
     def entries(self) -> dict[str, ManifestEntry]:
         rows = self.db.execute(
-            "SELECT source_id, source, path, fingerprint, content_hash, chunker, chunk_count,"
-            " updated_at FROM files WHERE target = ?",
-            (self.target,),
+            f"SELECT {_ENTRY_COLUMNS} FROM files WHERE target = ?", (self.target,)
         )
         return {r[0]: ManifestEntry(*r) for r in rows}
+
+    def entries_of(self, source_ids: Iterable[str]) -> dict[str, ManifestEntry]:
+        """The rows of these documents (those recorded), one query per thousand."""
+        unique = list(dict.fromkeys(source_ids))
+        found: dict[str, ManifestEntry] = {}
+        for start in range(0, len(unique), _IN_BATCH):
+            rows = self.db.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM files WHERE target = ?"
+                " AND source_id IN (SELECT value FROM json_each(?))",
+                (self.target, json.dumps(unique[start : start + _IN_BATCH])),
+            )
+            found.update((r[0], ManifestEntry(*r)) for r in rows)
+        return found
+
+    @contextmanager
+    def listing(self) -> Iterator[Listed]:
+        """A run's record of the documents its listing saw, for the rows it did not see.
+
+        The ids go to a temporary table of this connection (on disk past SQLite's small
+        cache, gone when the block ends): a set of 100,000 ids in Python would be memory
+        that grows with the corpus for a question SQLite answers with its index."""
+        db = self.db
+        db.execute("DROP TABLE IF EXISTS temp.listed")
+        db.execute("CREATE TEMP TABLE listed (source_id TEXT PRIMARY KEY) WITHOUT ROWID")
+        try:
+            yield Listed(db, self.target)
+        finally:
+            db.execute("DROP TABLE IF EXISTS temp.listed")
 
     def failures(self) -> dict[str, FailureEntry]:
         rows = self.db.execute(
@@ -322,6 +352,43 @@ class Manifest:
         if self.read_only:
             raise ReadOnlyStateError(self.path.parent)
         return _Transaction(db, self.path)
+
+
+class Listed:
+    """The document ids a run listed so far (see `Manifest.listing`)."""
+
+    def __init__(self, db: sqlite3.Connection, target: str) -> None:
+        self._db = db
+        self._target = target
+
+    def add(self, source_ids: Sequence[str]) -> None:
+        """Record listed ids: one statement per call, so call it with a batch."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO temp.listed SELECT value FROM json_each(?)",
+            (json.dumps(list(source_ids)),),
+        )
+
+    def unlisted(self, only: Collection[str] = ()) -> Iterator[ManifestEntry]:
+        """The manifest's rows whose document was not listed (of `only`, if given), read
+        as they are consumed."""
+        query = (
+            f"SELECT {_ENTRY_COLUMNS} FROM files WHERE target = ?"
+            " AND source_id NOT IN (SELECT source_id FROM temp.listed)"
+        )
+        args: tuple[str, ...] = (self._target,)
+        if only:
+            query += " AND source_id IN (SELECT value FROM json_each(?))"
+            args += (json.dumps(list(only)),)
+        for row in self._db.execute(query, args):
+            yield ManifestEntry(*row)
+
+    def missing(self, source_ids: Collection[str]) -> list[str]:
+        """Those of `source_ids` that were not listed."""
+        rows = self._db.execute(
+            "SELECT value FROM json_each(?) WHERE value NOT IN (SELECT source_id FROM temp.listed)",
+            (json.dumps(list(source_ids)),),
+        )
+        return [r[0] for r in rows]
 
 
 class _Transaction:

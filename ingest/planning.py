@@ -6,7 +6,7 @@ computed after reading, decides (see `SyncEngine.prepare`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from headwater.ingest.manifest import FailureEntry, ManifestEntry
@@ -67,9 +67,53 @@ class KnownFailure:
 @dataclass
 class SyncPlan:
     to_load: list[PlannedFile] = field(default_factory=list)
-    unchanged: list[SourceFile] = field(default_factory=list)
+    unchanged: int = 0
+    """Files whose fingerprint and chunker match the manifest: not opened, only counted, so
+    a sync with nothing to do holds no object per file."""
     deleted: list[ManifestEntry] = field(default_factory=list)
     known_failures: list[KnownFailure] = field(default_factory=list)
+
+    def extend(self, other: SyncPlan) -> None:
+        self.to_load += other.to_load
+        self.unchanged += other.unchanged
+        self.deleted += other.deleted
+        self.known_failures += other.known_failures
+
+
+def plan_listed(
+    files: Iterable[SourceFile],
+    manifest: Mapping[str, ManifestEntry],
+    chunker: str,
+    failures: Mapping[str, FailureEntry] | None = None,
+    loading: str = "",
+) -> SyncPlan:
+    """What to do with listed files of one source, all of them or a batch: `manifest` and
+    `failures` must hold at least these files' rows; `chunker` is the source's chunker
+    settings key. Says nothing of deletions (see `deleted`)."""
+    failures = failures or {}
+    result = SyncPlan()
+    for f in files:
+        prev = manifest.get(f.source_id)
+        failed = failures.get(f.source_id)
+        if prev and prev.fingerprint == f.fingerprint and prev.chunker == chunker:
+            result.unchanged += 1
+        elif (
+            failed
+            and failed.fingerprint == f.fingerprint
+            and failed.settings == failure_key(chunker, loading)
+        ):
+            result.known_failures.append(KnownFailure(f, failed.reason, prev))
+        else:
+            result.to_load.append(PlannedFile(f, chunker, prev))
+    return result
+
+
+def deleted(
+    unlisted: Iterable[ManifestEntry], source_errors: Container[str]
+) -> list[ManifestEntry]:
+    """Manifest rows that no listing showed: deleted, except those of a source that could
+    not be listed (an unmounted disk, an outage is not "all deleted")."""
+    return [e for e in unlisted if e.source not in source_errors]
 
 
 def plan(
@@ -80,30 +124,14 @@ def plan(
     failures: Mapping[str, FailureEntry] | None = None,
     loading: str = "",
 ) -> SyncPlan:
-    """`listings` and `chunkers` are keyed by source name; `manifest` and `failures` (content
-    failures of earlier runs) by source id; `loading` is the loading settings' key."""
-    errors = dict(source_errors or {})
-    failures = failures or {}
+    """The whole plan from listings and manifest rows in memory: `listings` and `chunkers`
+    are keyed by source name; `manifest` and `failures` (content failures of earlier runs)
+    by source id; `loading` is the loading settings' key. The engine makes the same plan
+    a batch of files at a time (`plan_listed`, `deleted`)."""
     result = SyncPlan()
-    listed: set[str] = set()
     for name, files in listings.items():
-        for f in files:
-            listed.add(f.source_id)
-            prev = manifest.get(f.source_id)
-            chunker = chunkers[name]
-            failed = failures.get(f.source_id)
-            if prev and prev.fingerprint == f.fingerprint and prev.chunker == chunker:
-                result.unchanged.append(f)
-            elif (
-                failed
-                and failed.fingerprint == f.fingerprint
-                and failed.settings == failure_key(chunker, loading)
-            ):
-                result.known_failures.append(KnownFailure(f, failed.reason, prev))
-            else:
-                result.to_load.append(PlannedFile(f, chunker, prev))
-    for sid, entry in manifest.items():
-        # A source that could not be listed (unmounted disk, outage) is not "all deleted".
-        if sid not in listed and entry.source not in errors:
-            result.deleted.append(entry)
+        result.extend(plan_listed(files, manifest, chunkers[name], failures, loading))
+    listed = {f.source_id for files in listings.values() for f in files}
+    unlisted = (e for sid, e in manifest.items() if sid not in listed)
+    result.deleted = deleted(unlisted, source_errors or {})
     return result

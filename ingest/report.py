@@ -31,6 +31,9 @@ class SyncReport:
     store: str = ""
     model_max_tokens: int = 0
     """The embedding model's input window, known once something was embedded."""
+    unopened: int = 0
+    """Unchanged files the plan did not open: counted here, with no entry in `files` (at
+    100,000 files, an entry each was most of a no-change sync's memory)."""
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -63,6 +66,7 @@ class SyncReport:
 
     def file_counts(self) -> dict[str, int]:
         counts = Counter(f.status.value for f in self.files)
+        counts[FileStatus.UNCHANGED.value] += self.unopened
         return {s.value: counts.get(s.value, 0) for s in FileStatus}
 
     def chunk_counts(self) -> dict[str, int]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from headwater.ingest.engine import SyncEngine
-from headwater.ingest.models import FileStatus, QueryFilter
+from headwater.ingest.models import FileStatus, QueryFilter, SourceFile
 from headwater.ingest.state import SyncLockedError
 
 from .conftest import SAMPLE_DOCS
@@ -225,3 +225,49 @@ def test_files_that_fail_after_parsing_count_in_the_load_time(
     assert report.failures[0].load_seconds is not None
     assert report.stage_seconds["load"] == pytest.approx(report.failures[0].load_seconds)
     assert report.stage_seconds["load"] > 0
+
+
+def test_a_plan_made_in_batches_finds_every_change_and_deletion(
+    tmp_path: Path, engine_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two files per manifest lookup: every kind of change sits in another batch.
+    monkeypatch.setattr("headwater.ingest.engine.PLAN_BATCH", 2)
+    root, other = tmp_path / "notes", tmp_path / "other"
+    for folder, n in ((root, 7), (other, 3)):
+        folder.mkdir()
+        for i in range(n):
+            (folder / f"n{i}.txt").write_text(f"Note {i} of {folder.name}: the kettle is {i}.\n")
+    engine = engine_factory(
+        root,
+        store={"backend": "faiss"},
+        sources=[{"name": "notes", "path": str(root)}, {"name": "other", "path": str(other)}],
+    )
+    assert engine.run().file_counts()["added"] == 10
+
+    (root / "n1.txt").write_text("Note 1 now says the kettle is broken.\n")
+    (root / "n4.txt").unlink()
+    (root / "n6.txt").unlink()
+    (root / "n7.txt").write_text("A new note about the teapot.\n")
+    # The other source fails after listing a file: nothing of it is loaded or deleted.
+    source = engine.preparer.sources["other"]
+    listed_before = source.list_files
+
+    def broken() -> Iterator[SourceFile]:
+        yield next(iter(listed_before()))
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(source, "list_files", broken)
+    (other / "n2.txt").unlink()
+    report = engine.run()
+    counts = report.file_counts()
+    assert [counts[k] for k in ("added", "changed", "unchanged", "deleted")] == [1, 1, 4, 2]
+    assert counts["failed"] == 0
+    assert sorted((f.path, f.status.value) for f in report.files) == [
+        ("n1.txt", "changed"),
+        ("n4.txt", "deleted"),
+        ("n6.txt", "deleted"),
+        ("n7.txt", "added"),
+    ]  # unchanged files are counted, not listed one by one
+    assert "connection reset" in report.source_errors["other"]
+    assert engine.state.manifest.counts()[0] == 6 + 3
+    assert engine.state.store.source_ids("other:n2.txt")  # not taken for deleted
