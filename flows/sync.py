@@ -27,6 +27,7 @@ from headwater.ingest.config import find_config
 from headwater.ingest.engine import SyncEngine
 from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.planning import Scope
+from headwater.ingest.progress import HEARTBEAT_SECONDS, Heartbeat
 from headwater.ingest.report import SyncReport
 from headwater.ingest.telemetry import configure_from_environment
 
@@ -184,17 +185,20 @@ def sync_flow(
     config_path: str | None = None,
     sources: list[str] | None = None,
     paths: list[str] | None = None,
+    heartbeat_s: float = HEARTBEAT_SECONDS,
 ) -> dict[str, Any]:
     """Sync the configured sources (or only `sources`, or only the documents `paths`, given
-    as ``source:path`` ids); returns the same object as `headwater sync --json`."""
+    as ``source:path`` ids); returns the same object as `headwater sync --json`. Every
+    `heartbeat_s` seconds the run's log says how far it is (0: never)."""
     logger = get_run_logger()
     configure_from_environment()  # a served flow run is a process of its own
     config = load_config(config_path)
     load_secrets(config)
     scope = Scope(frozenset(sources or ()), frozenset(paths or ()))
-    engine = build_engine(config)
+    heart = Heartbeat(logger.info, heartbeat_s)
+    engine = build_engine(config, progress=heart.progress)
     try:
-        with task_runner(config, engine) as runner:
+        with heart.beating(), task_runner(config, engine) as runner:
             executor = TaskRunnerExecutor(runner, local=not config.cluster.enabled)
             if config.cluster.enabled:
                 executor.files_in_flight = config.cluster.files_in_flight
