@@ -34,7 +34,7 @@ from headwater.ingest.models import (
 from headwater.ingest.planning import PlannedFile, Scope, SyncPlan, failure_key, plan
 from headwater.ingest.prepare import Prepared, PreparedFile, Preparer, failure
 from headwater.ingest.report import SyncReport
-from headwater.ingest.source import Source
+from headwater.ingest.source import ListsNamedFiles, Source
 from headwater.ingest.state import KnowledgeState
 from headwater.ingest.telemetry import Tracing, now
 
@@ -170,10 +170,15 @@ class SyncEngine:
         for source in self.sources:
             if not scope.covers_source(source.name):
                 continue
+            paths = scope.paths_of(source.name)
             try:
-                listings[source.name] = [
-                    f for f in source.list_files() if scope.covers(f.source, f.source_id)
-                ]
+                # A run about a few files looks at those files, not the whole source.
+                files = (
+                    source.list_named(paths)
+                    if paths is not None and isinstance(source, ListsNamedFiles)
+                    else source.list_files()
+                )
+                listings[source.name] = [f for f in files if scope.covers(f.source, f.source_id)]
             except Exception as exc:
                 errors[source.name] = str(exc)
                 log.error("listing source %s failed: %s", source.name, exc)
