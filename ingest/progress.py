@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -82,7 +83,11 @@ class Heartbeat:
 
         thread = None
         if self.every > 0:
-            thread = threading.Thread(target=beat, name="headwater-heartbeat", daemon=True)
+            # In the caller's context: a Prefect run logger finds its run (and its API) there.
+            context = contextvars.copy_context()
+            thread = threading.Thread(
+                target=context.run, args=(beat,), name="headwater-heartbeat", daemon=True
+            )
             thread.start()
         try:
             yield tally
