@@ -739,10 +739,10 @@ def format_validation_error(
         raw_loc: tuple[int | str, ...] = err["loc"]
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = _other_strategy_key(raw_loc) or unknown_key(
-                ".".join(str(p) for p in loc),
-                _keys_at(model, raw_loc[:-1]) if model is not None else (),
-            )
+            valid = _keys_at(model, raw_loc[:-1]) if model is not None else set()
+            if raw_loc[:2] == ("eval", "strategies"):  # one flat table with the chunking keys
+                valid |= set(_VARIANT_KEYS)
+            msg = _other_strategy_key(raw_loc) or unknown_key(".".join(map(str, loc)), valid)
         elif err["type"] == "invalid_strategy":
             loc = (*loc, "strategy")
             given = err["input"].get("strategy") if isinstance(err["input"], dict) else None

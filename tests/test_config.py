@@ -84,6 +84,10 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
             "eval.strategies.fine.chunk_overlap?",
         ),
         (
+            '[eval.strategies.fine]\nmdoe = "hybrid"',
+            "eval.strategies.fine.mdoe: unknown key; did you mean eval.strategies.fine.mode?",
+        ),
+        (
             "[orchestration.watch]\ndebounce = 300",
             "orchestration.watch.debounce: unknown key; did you mean orchestration.watch.debounce_ms?",
         ),
