@@ -57,15 +57,20 @@ def store_class(backend: str) -> type[VectorStore]:
 
 def store_options(backend: str, table: dict[str, object]) -> BaseModel:
     """A backend's ``[store.<backend>]`` table, validated; errors name the key."""
-    cls = store_class(backend)
+    from headwater.ingest.config import unknown_key
+
+    model = store_class(backend).config_model
     try:
-        return cls.config_model.model_validate(table)
+        return model.model_validate(table)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"store.{backend}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ConfigError(problems) from None
+        problems = []
+        for e in exc.errors():
+            key = f"store.{backend}.{'.'.join(str(p) for p in e['loc'])}"
+            msg = (
+                unknown_key(key, model.model_fields) if e["type"] == "extra_forbidden" else e["msg"]
+            )
+            problems.append(f"{key}: {msg}")
+        raise ConfigError("; ".join(problems)) from None
 
 
 def check_store_tables(store: StoreConfig) -> None:
@@ -79,7 +84,13 @@ def check_store_tables(store: StoreConfig) -> None:
     tables = store.model_extra or {}
     for name, value in tables.items():
         if name not in known:
-            raise ConfigError(f"store.{name}: not a known backend table")
+            from headwater.ingest.config import StoreConfig, unknown_key
+
+            if not isinstance(value, dict):  # a misspelt key of [store] itself
+                keys = [k for k in StoreConfig.model_fields if k != "retry"]
+                raise ConfigError(f"store.{name}: {unknown_key(f'store.{name}', keys)}")
+            hint = unknown_key(f"store.{name}", [*known, "retry"]).removeprefix("unknown key")
+            raise ConfigError(f"store.{name}: not a known backend table{hint}")
         if not isinstance(value, dict):
             raise ConfigError(f"store.{name}: must be a table")
     for name in sorted({store.backend, *tables}):

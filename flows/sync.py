@@ -10,9 +10,11 @@ give the same chunks and the same report.
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -27,6 +29,7 @@ from headwater.ingest.config import find_config
 from headwater.ingest.engine import SyncEngine
 from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.planning import Scope
+from headwater.ingest.progress import HEARTBEAT_SECONDS, Heartbeat
 from headwater.ingest.report import SyncReport
 from headwater.ingest.telemetry import configure_from_environment
 
@@ -173,6 +176,23 @@ def load_secrets(config: HeadwaterConfig) -> None:
         os.environ[variable] = str(secret.get())
 
 
+def _log_from_thread(logger: Any, line: str) -> None:
+    """`logger.info` from a thread of ours, taking logging's module lock before the handler's:
+    a library that configures logging as it is imported during the run (pymilvus does) holds
+    the module lock while it waits for each handler's, and Prefect's API handler may want the
+    module lock inside its own (to start its log worker): in the other order, both would wait
+    forever."""
+    with logging._lock:  # type: ignore[attr-defined]
+        logger.info(line)
+
+
+def _what(scope: Scope, config: HeadwaterConfig) -> str:
+    if scope.source_ids:
+        return f"{len(scope.source_ids)} named document(s)"
+    names = [s.name for s in config.sources if scope.covers_source(s.name)]
+    return f"source(s) {', '.join(names)}"
+
+
 def config_file(config_path: str | None) -> str | None:
     """The config file as an absolute path, so a served deployment finds it from any folder."""
     found = find_config(config_path)
@@ -184,17 +204,21 @@ def sync_flow(
     config_path: str | None = None,
     sources: list[str] | None = None,
     paths: list[str] | None = None,
+    heartbeat_s: float = HEARTBEAT_SECONDS,
 ) -> dict[str, Any]:
     """Sync the configured sources (or only `sources`, or only the documents `paths`, given
-    as ``source:path`` ids); returns the same object as `headwater sync --json`."""
+    as ``source:path`` ids); returns the same object as `headwater sync --json`. Every
+    `heartbeat_s` seconds the run's log says how far it is (0: never)."""
     logger = get_run_logger()
     configure_from_environment()  # a served flow run is a process of its own
     config = load_config(config_path)
     load_secrets(config)
     scope = Scope(frozenset(sources or ()), frozenset(paths or ()))
-    engine = build_engine(config)
+    logger.info("syncing %s into %s", _what(scope, config), config.store.backend)
+    heart = Heartbeat(partial(_log_from_thread, logger), heartbeat_s)
+    engine = build_engine(config, progress=heart.progress)
     try:
-        with task_runner(config, engine) as runner:
+        with heart.beating(), task_runner(config, engine) as runner:
             executor = TaskRunnerExecutor(runner, local=not config.cluster.enabled)
             if config.cluster.enabled:
                 executor.files_in_flight = config.cluster.files_in_flight

@@ -19,6 +19,7 @@ from pathlib import Path
 from headwater.compose import build_engine, build_sources
 from headwater.connectors.sources.local import LocalSource
 from headwater.flows.config import HeadwaterConfig
+from headwater.ingest.engine import Progress
 from headwater.ingest.errors import HeadwaterError
 from headwater.ingest.planning import Scope
 from headwater.ingest.report import SyncReport
@@ -167,9 +168,9 @@ class InProcessRunner:
     processes (`headwater query`, a Milvus Lite reader) can open them.
     """
 
-    def __init__(self, config: HeadwaterConfig) -> None:
+    def __init__(self, config: HeadwaterConfig, progress: Progress | None = None) -> None:
         self.config = config
-        self.engine = build_engine(config)
+        self.engine = build_engine(config, progress=progress)
 
     def warm_up(self) -> None:
         """Load the model, build the chunkers and start the parser processes now, before

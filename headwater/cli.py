@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from headwater.ingest.errors import (
 )
 from headwater.ingest.logs import Routing
 from headwater.ingest.models import SearchMode
+from headwater.ingest.progress import HEARTBEAT_SECONDS, Heartbeat
 from headwater.ingest.report import SyncReport
 from headwater.ingest.source import is_url, redact_url
 from headwater.ingest.telemetry import configure_from_environment
@@ -276,8 +276,13 @@ def _config(path: Path | None) -> HeadwaterConfig:
     return load_config(path)
 
 
-HEARTBEAT_SECONDS = 30.0
-"""How often a run without bars (--json, or stderr not a terminal) says where it is."""
+def _heartbeat(every: float) -> Heartbeat:
+    """Heartbeat lines on stderr (none with --quiet)."""
+
+    def say(line: str) -> None:
+        note.print(f"[dim]…[/] {line}", highlight=False)
+
+    return Heartbeat(say, 0 if _out.quiet else every)
 
 
 @contextmanager
@@ -286,22 +291,10 @@ def _progress(
 ) -> Iterator[Callable[[str, int, int], None]]:
     """A progress callback drawing one bar per stage on stderr when it is a terminal;
     otherwise (and with --json) a heartbeat line on stderr every `heartbeat` seconds."""
-    from headwater.progress import Tally
-
     bars = not disable and err.is_terminal and not _out.quiet
-    tally = Tally()
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(heartbeat):
-            note.print(f"[dim]…[/] {tally.line()}", highlight=False)
-
-    beating = None
-    if not bars and not _out.quiet and heartbeat > 0:
-        beating = threading.Thread(target=beat, name="headwater-heartbeat", daemon=True)
-        beating.start()
-    try:
-        with Progress(
+    with (
+        _heartbeat(0 if bars else heartbeat).beating() as tally,
+        Progress(
             TextColumn("{task.description:<10}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -309,22 +302,19 @@ def _progress(
             console=err,
             transient=True,
             disable=not bars,
-        ) as bar:
-            tasks: dict[str, TaskID] = {}
+        ) as bar,
+    ):
+        tasks: dict[str, TaskID] = {}
 
-            def progress(stage: str, done: int, total: int) -> None:
-                tally.update(stage, done, total)
-                # A stage reported batch by batch (embed) shows its count over the run.
-                done, total = tally.counts(stage)
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
+        def progress(stage: str, done: int, total: int) -> None:
+            tally.update(stage, done, total)
+            # A stage reported batch by batch (embed) shows its count over the run.
+            done, total = tally.counts(stage)
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
 
-            yield progress
-    finally:
-        stop.set()
-        if beating is not None:
-            beating.join()
+        yield progress
 
 
 def _starting(cfg: HeadwaterConfig) -> str:
@@ -732,6 +722,10 @@ def watch(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON report per batch.")] = False,
+    heartbeat: Annotated[
+        float,
+        typer.Option("--heartbeat", hidden=True, help="Seconds between heartbeat lines."),
+    ] = HEARTBEAT_SECONDS,
 ) -> None:
     """Watch the local source folders; ingest created, changed and deleted files.
 
@@ -764,13 +758,16 @@ def watch(
             emit(ids)
             note.print(f"sent {len(ids)} changed file(s): {', '.join(ids[:5])}")
         return
-    run = InProcessRunner(cfg)
+    # A long batch (a folder dropped in) says where it is, as `sync` does off a terminal.
+    heart = _heartbeat(heartbeat)
+    run = InProcessRunner(cfg, progress=heart.progress)
     try:
         run.warm_up()  # the model, tokenizers and parser processes, before the first event
         note.print("watching; syncing each batch in this process (no PREFECT_API_URL)")
         for ids in batches(cfg):
             try:
-                report = run(ids)
+                with heart.beating():
+                    report = run(ids)
             except HeadwaterError as exc:
                 err.print(f"[red]error:[/] {exc}; the next batch or `headwater sync` catches up")
                 continue

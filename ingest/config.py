@@ -14,7 +14,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -472,7 +472,7 @@ def load_settings(
     try:
         config = model(**data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, where, data)) from None
+        raise ConfigError(format_validation_error(exc, where, data, model)) from None
     if file is not None:
         coerced = _coerced_in_file(model, data) + (strict_tables(data) if strict_tables else [])
         if coerced:
@@ -586,17 +586,10 @@ def _models_in(annotation: Any) -> tuple[list[type[BaseModel]], bool]:
     also takes free-form values (a list or a table), whose keys the model cannot name."""
     models: list[type[BaseModel]] = []
     free = False
-    todo = [annotation]
-    while todo:
-        tp = todo.pop()
-        origin = typing.get_origin(tp)
-        if origin is typing.Annotated:
-            todo.append(typing.get_args(tp)[0])
-        elif origin in (typing.Union, types.UnionType):
-            todo.extend(typing.get_args(tp))
-        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+    for tp in _members([annotation]):
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
             models.append(tp)
-        elif origin in (list, dict) or tp is Any:
+        elif typing.get_origin(tp) in (list, dict) or tp is Any:
             free = True
     return models, free
 
@@ -650,9 +643,68 @@ def unknown_variables(model: type[IngestConfig], environ: Mapping[str, str]) -> 
         unknown = [v for v in unknown if not _sets_a_key(v.upper(), names, open_)]
     out = []
     for var in unknown:
-        close = difflib.get_close_matches(var.upper(), sorted(names), n=1, cutoff=0.75)
-        hint = f"did you mean {close[0]}?" if close else "no config key has this name"
+        close = closest(var.upper(), names)
+        hint = f"did you mean {close}?" if close else "no config key has this name"
         out.append(f"{var}: unknown variable; {hint}")
+    return out
+
+
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.75) -> str | None:
+    """The valid name most like a misspelt one, if one is close enough to suggest."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def unknown_key(path: str, valid: Iterable[str]) -> str:
+    """What to say about the unknown key at `path` (``store.colection``), given the keys
+    its table takes: the closest one, named by its whole path."""
+    table, _, key = path.rpartition(".")
+    close = closest(key, valid, cutoff=0.6)
+    if close is None:
+        return "unknown key (check the spelling)"
+    return f"unknown key; did you mean {table + '.' if table else ''}{close}?"
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> set[str]:
+    """The keys the table at pydantic's `loc` takes (empty where it cannot tell): through
+    lists, tables of models and the chunking strategies' tags."""
+    here: list[Any] = [model]
+    for part in loc:
+        below: list[Any] = []
+        for tp in _members(here):
+            args = typing.get_args(tp)
+            origin = typing.get_origin(tp)
+            if origin is list and isinstance(part, int) and args:
+                below.append(args[0])
+            elif origin is dict and isinstance(part, str) and len(args) == 2:
+                below.append(args[1])
+            elif isinstance(tp, type) and issubclass(tp, BaseModel):
+                if part in tp.model_fields:
+                    below.append(tp.model_fields[part].annotation)
+                elif STRATEGY_MODELS.get(str(part)) is tp:  # a tagged union's tag
+                    below.append(tp)
+        here = below
+    return {
+        name
+        for tp in _members(here)
+        if isinstance(tp, type) and issubclass(tp, BaseModel)
+        for name, info in tp.model_fields.items()
+        if not info.exclude
+    }
+
+
+def _members(annotations: list[Any]) -> list[Any]:
+    """The types the annotations stand for: unions split, Annotated and Optional unwrapped."""
+    out, todo = [], list(annotations)
+    while todo:
+        tp = todo.pop()
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            todo.append(typing.get_args(tp)[0])
+        elif origin in (typing.Union, types.UnionType):
+            todo.extend(typing.get_args(tp))
+        elif tp is not type(None):
+            out.append(tp)
     return out
 
 
@@ -689,10 +741,14 @@ def _other_strategy_key(loc: tuple[int | str, ...]) -> str | None:
 
 
 def format_validation_error(
-    exc: ValidationError, where: str, data: dict[str, Any] | None = None
+    exc: ValidationError,
+    where: str,
+    data: dict[str, Any] | None = None,
+    model: type[BaseModel] | None = None,
 ) -> str:
     """One line per problem, each naming the key, or the environment variable where one
-    set the value; the first line names the file only when the file is to blame."""
+    set the value; the first line names the file only when the file is to blame. With the
+    `model`, an unknown key gets the closest valid one."""
     lines = []
     from_file = False
     for err in exc.errors():
@@ -700,7 +756,10 @@ def format_validation_error(
         raw_loc: tuple[int | str, ...] = err["loc"]
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = _other_strategy_key(raw_loc) or "unknown key (check the spelling)"
+            valid = _keys_at(model, raw_loc[:-1]) if model is not None else set()
+            if raw_loc[:2] == ("eval", "strategies"):  # one flat table with the chunking keys
+                valid |= set(_VARIANT_KEYS)
+            msg = _other_strategy_key(raw_loc) or unknown_key(".".join(map(str, loc)), valid)
         elif err["type"] == "invalid_strategy":
             loc = (*loc, "strategy")
             given = err["input"].get("strategy") if isinstance(err["input"], dict) else None

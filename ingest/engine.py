@@ -43,7 +43,7 @@ from headwater.ingest.planning import (
 )
 from headwater.ingest.prepare import Prepared, PreparedFile, Preparer, failure
 from headwater.ingest.report import SyncReport
-from headwater.ingest.source import Source
+from headwater.ingest.source import ListsNamedFiles, Source
 from headwater.ingest.state import KnowledgeState
 from headwater.ingest.telemetry import Tracing, now
 
@@ -227,7 +227,14 @@ class SyncEngine:
     ) -> SyncPlan:
         """The plan for one source's listed files, PLAN_BATCH files per manifest query."""
         chunker = self.preparer.chunkers[source.name].settings_key
-        files = (f for f in source.list_files() if scope.covers(f.source, f.source_id))
+        paths = scope.paths_of(source.name)
+        # A run about a few files (a watcher's batch) looks at those files, not the source.
+        listing = (
+            source.list_named(paths)
+            if paths is not None and isinstance(source, ListsNamedFiles)
+            else source.list_files()
+        )
+        files = (f for f in listing if scope.covers(f.source, f.source_id))
         part = SyncPlan()
         while batch := list(islice(files, PLAN_BATCH)):
             ids = [f.source_id for f in batch]

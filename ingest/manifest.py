@@ -369,16 +369,20 @@ class Listed:
         )
 
     def unlisted(self, only: Collection[str] = ()) -> Iterator[ManifestEntry]:
-        """The manifest's rows whose document was not listed (of `only`, if given), read
-        as they are consumed."""
+        """The manifest's rows whose document was not listed (of `only`, if given, or
+        below one of them: a named folder stands for its files), read as they are
+        consumed."""
         query = (
             f"SELECT {_ENTRY_COLUMNS} FROM files WHERE target = ?"
             " AND source_id NOT IN (SELECT source_id FROM temp.listed)"
         )
         args: tuple[str, ...] = (self._target,)
         if only:
-            query += " AND source_id IN (SELECT value FROM json_each(?))"
-            args += (json.dumps(list(only)),)
+            query += (
+                " AND (source_id IN (SELECT value FROM json_each(?)) OR EXISTS (SELECT 1"
+                " FROM json_each(?) WHERE substr(source_id, 1, length(value) + 1) = value || '/'))"
+            )
+            args += (json.dumps(list(only)),) * 2
         for row in self._db.execute(query, args):
             yield ManifestEntry(*row)
 

@@ -30,8 +30,9 @@ class PlannedFile:
 class Scope:
     """The part of the configured sources one run looks at; empty means all of them.
 
-    A run scoped to files (the watcher's batches) loads exactly those files and, if they
-    are gone, deletes exactly their chunks; everything else is left for a full sync.
+    A run scoped to files (the watcher's batches) lists exactly those files and, if they
+    are gone, deletes exactly their chunks; everything else is left for a full sync. A
+    named path that is a folder (moved in, moved away) stands for everything below it.
     """
 
     sources: frozenset[str] = frozenset()
@@ -46,8 +47,28 @@ class Scope:
 
     def covers(self, source: str, source_id: str) -> bool:
         if self.source_ids:
-            return source_id in self.source_ids
+            return self._named(source_id)
         return self.covers_source(source)
+
+    def _named(self, source_id: str) -> bool:
+        """The id is named, or lies below a named one: one look-up per folder level,
+        however many ids are named (the whole manifest is checked against them)."""
+        if source_id in self.source_ids:
+            return True
+        cut = source_id.find("/")
+        while cut != -1:
+            if source_id[:cut] in self.source_ids:
+                return True
+            cut = source_id.find("/", cut + 1)
+        return False
+
+    def paths_of(self, source: str) -> list[str] | None:
+        """The paths named in `source`, sorted; None when the scope names no paths (the
+        source is listed whole)."""
+        if not self.source_ids:
+            return None
+        ids = (DocumentId.parse(sid) for sid in self.source_ids)
+        return sorted(d.path for d in ids if d.source == source)
 
 
 def failure_key(chunker: str, loading: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +21,17 @@ class Source(Protocol):
 
     def read_bytes(self, file: SourceFile) -> bytes:
         """The file's current bytes."""
+        ...
+
+
+@runtime_checkable
+class ListsNamedFiles(Protocol):
+    """A source that can list some of its files without listing them all (the watcher's
+    runs). Sources without it are listed whole, and the listing is cut to the paths."""
+
+    def list_named(self, paths: Sequence[str]) -> Iterator[SourceFile]:
+        """What `list_files` lists at `paths` (relative to the root): for a folder, all
+        that is below it; paths that are gone or filtered out give nothing."""
         ...
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from typer.testing import CliRunner
 from headwater import __version__
 from headwater.cli import app, parse_file_types, parse_pages
 from headwater.ingest.logs import shown
-from headwater.progress import Tally, duration
+from headwater.ingest.progress import Heartbeat, Tally, duration
 
 from .test_cli import headwater
 
@@ -87,6 +89,26 @@ def test_heartbeat_lines_add_up_batches() -> None:
     tally.update("strategies", 1, 3)
     assert tally.line(now=3725).endswith(", strategies 1/3; 1h02m elapsed")
     assert duration(59.9) == "59s"
+
+
+def _beating() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "headwater-heartbeat"]
+
+
+def test_a_heartbeat_says_each_runs_own_counts_while_it_lasts() -> None:
+    said: queue.Queue[str] = queue.Queue()
+    heart = Heartbeat(said.put, every=0.01)
+    for run in (1, 2):  # the watcher beats for each batch, each counted from zero
+        with heart.beating():
+            heart.progress("load", run, 10)
+            line = said.get(timeout=30)
+            while "files loaded" not in line:  # a beat before the first callback
+                line = said.get(timeout=30)
+            assert re.fullmatch(rf"{run}/10 files loaded; \ds elapsed", line), line
+        assert _beating() == []  # the run is over: so are its lines
+    silent = Heartbeat(said.put, every=0)  # --quiet, or bars on a terminal
+    with silent.beating():
+        assert _beating() == []
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,58 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     assert str(path) in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        # A misspelt key or table, at any depth: its path and the closest valid key.
+        ('[embeding]\ndevice = "cpu"', "embeding: unknown key; did you mean embedding?"),
+        (
+            '[store]\ncolection = "x"',
+            "store.colection: unknown key; did you mean store.collection?",
+        ),
+        (
+            "[store.fais]\nnlist = 4",
+            "store.fais: not a known backend table; did you mean store.faiss?",
+        ),
+        (
+            '[store]\nbackend = "faiss"\n[store.faiss]\nnlistt = 4',
+            "store.faiss.nlistt: unknown key; did you mean store.faiss.nlist?",
+        ),
+        (
+            '[[sources]]\nname = "docs"\npath = "d"\nexlude = ["*.tmp"]',
+            "sources.docs.exlude: unknown key; did you mean sources.docs.exclude?",
+        ),
+        (
+            '[[sources]]\nname = "docs"\npath = "d"\n[sources.chunking]\nstrategy = "token"\n'
+            "chunk_sise = 5",
+            "sources.docs.chunking.chunk_sise: unknown key; did you mean "
+            "sources.docs.chunking.chunk_size?",
+        ),
+        (
+            '[eval.strategies.fine]\nstrategy = "token"\nchunk_overlapp = 5',
+            "eval.strategies.fine.chunk_overlapp: unknown key; did you mean "
+            "eval.strategies.fine.chunk_overlap?",
+        ),
+        (
+            '[eval.strategies.fine]\nmdoe = "hybrid"',
+            "eval.strategies.fine.mdoe: unknown key; did you mean eval.strategies.fine.mode?",
+        ),
+        (
+            "[orchestration.watch]\ndebounce = 300",
+            "orchestration.watch.debounce: unknown key; did you mean orchestration.watch.debounce_ms?",
+        ),
+        # Nothing close: no guess.
+        ("[embedding]\nzzzz = 1", "embedding.zzzz: unknown key (check the spelling)"),
+    ],
+)
+def test_a_misspelt_key_gets_the_closest_valid_one(tmp_path: Path, toml: str, message: str) -> None:
+    path = write(tmp_path, toml + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    lines = str(exc.value).splitlines()
+    assert lines == [f"{path}: invalid configuration", f"  {message}"]
+
+
 def test_bad_value_names_the_nested_key(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -380,7 +432,7 @@ def test_a_bad_variable_and_a_bad_key_are_both_named(
         load_config(path)
     lines = str(exc.value).splitlines()
     assert lines[0] == f"{path}: invalid configuration"
-    assert "  embedding.modle: unknown key (check the spelling)" in lines
+    assert "  embedding.modle: unknown key; did you mean embedding.model?" in lines
     assert (
         "  HEADWATER_LOADING__WORKERS (loading.workers): Input should be greater than or equal to 0"
         in lines

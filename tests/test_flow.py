@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -39,8 +40,11 @@ def test_flow_syncs_with_per_file_tasks_and_reports_failures(
     config = tmp_path / "headwater.toml"
     config.write_text('[[sources]]\nname = "docs"\npath = "docs"\n[embedding]\ndevice = "cpu"\n')
 
-    report = sync_flow(str(config))
+    # A heartbeat every 50 ms (30 s by default) in the flow run's log, as the UI shows it.
+    report = sync_flow(str(config), heartbeat_s=0.05)
     assert report["files"]["added"] == 2
+    beats = [m for m in _log_messages() if re.fullmatch(r".*; \d+s elapsed", m)]
+    assert beats, _log_messages()
     assert report["files"]["failed"] == 1
     assert report["failures"][0]["path"] == "docs:broken.pdf"
     assert report["chunks"]["embedded"] > 0
@@ -136,6 +140,24 @@ def _artifacts(key: str) -> list[str]:
             )
             response.raise_for_status()
             return [a["data"] for a in reversed(response.json())]
+
+    return asyncio.run(read())
+
+
+def _log_messages() -> list[str]:
+    """The messages of every log line the test's server holds, oldest first."""
+    import asyncio
+
+    from prefect import get_client
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            response = await client._client.post(
+                "/logs/filter",
+                json={"logs": {}, "sort": "TIMESTAMP_ASC", "limit": 200, "offset": 0},
+            )
+            response.raise_for_status()
+            return [r["message"] for r in response.json()]
 
     return asyncio.run(read())
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
+import stat
 import subprocess
 import sys
 import threading
@@ -15,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from headwater.connectors.sources.local import Named, named_kind
 from headwater.flows.watch import settle
 from headwater.ingest.engine import SyncEngine
-from headwater.ingest.planning import Scope
+from headwater.ingest.planning import Scope, SyncPlan
 
 from .conftest import SAMPLE_DOCS
 
@@ -140,7 +143,11 @@ def test_watch_in_process_ingests_new_changed_and_deleted_files(tmp_path: Path) 
     assert _headwater("sync", "--config", str(config), env=env).returncode == 0
     log = tmp_path / "watch.log"
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "headwater", "watch", "--config", str(config), "--json"],
+        # A heartbeat every 10 ms (30 s by default): even a one-file run says where it is.
+        [
+            *(sys.executable, "-m", "headwater", "watch", "--config", str(config), "--json"),
+            *("--heartbeat", "0.01"),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=log.open("w"),
@@ -163,6 +170,7 @@ def test_watch_in_process_ingests_new_changed_and_deleted_files(tmp_path: Path) 
         added = json.loads(lines.get(timeout=120))
         assert added["files"]["added"] == 1, added
         assert [f["path"] for f in added["per_file"]] == ["courier.md"]
+        assert re.search(r"^… .*; \ds elapsed$", log.read_text(), re.M), log.read_text()
 
         found = _headwater(
             "query",
@@ -206,6 +214,7 @@ HOLD = """
 import sys, time
 from headwater.compose import build_store
 from headwater.config import load_config
+from headwater.connectors.sources.local import Named, named_kind
 store = build_store(load_config(sys.argv[1]))
 store.count()
 print("holding", flush=True)
@@ -252,3 +261,116 @@ def test_serve_without_a_prefect_api_says_how_to_start_one(tmp_path: Path) -> No
     said = " ".join(done.stderr.split())  # the console wraps long lines
     assert "PREFECT_API_URL is not set" in said
     assert "prefect server start --host 127.0.0.1" in said
+
+
+@pytest.mark.parametrize(
+    ("rel", "mode", "wanted", "links_above", "kind"),
+    [
+        ("notes/a.md", stat.S_IFREG, True, False, Named.FILE),
+        ("notes/a.md", None, True, False, Named.GONE),  # deleted, or renamed away
+        ("notes/a.tmp", stat.S_IFREG, False, False, Named.IGNORED),  # excluded by the config
+        ("notes/a.tmp", None, False, False, Named.GONE),
+        ("notes", stat.S_IFDIR, True, False, Named.FOLDER),  # a folder moved in
+        ("notes", stat.S_IFDIR, False, False, Named.FOLDER),  # its files are filtered
+        ("pipe", stat.S_IFIFO, True, False, Named.SPECIAL),
+        ("pipe", stat.S_IFIFO, False, False, Named.IGNORED),
+        # Links and odd paths: the full listing decides, as it always did.
+        ("link.md", stat.S_IFLNK, True, False, Named.LIST_ALL),
+        ("linked/a.md", stat.S_IFREG, True, True, Named.LIST_ALL),
+        ("../outside.md", stat.S_IFREG, True, False, Named.LIST_ALL),
+        ("./a.md", stat.S_IFREG, True, False, Named.LIST_ALL),
+        ("a//b.md", stat.S_IFREG, True, False, Named.LIST_ALL),
+        ("", stat.S_IFDIR, True, False, Named.LIST_ALL),
+    ],
+)
+def test_a_named_path_is_listed_by_what_it_is(
+    rel: str, mode: int | None, wanted: bool, links_above: bool, kind: Named
+) -> None:
+    assert named_kind(rel, mode, wanted, links_above=links_above) is kind
+
+
+@pytest.mark.parametrize(
+    ("named", "sid", "covered"),
+    [
+        ({"d:a.md"}, "d:a.md", True),
+        ({"d:a.md"}, "d:a.mdx", False),
+        ({"d:a.md"}, "e:a.md", False),
+        ({"d:old"}, "d:old/x/y.md", True),  # a folder moved away: all below it
+        ({"d:old"}, "d:older/y.md", False),
+        ({"d:old/x"}, "d:old/y.md", False),
+        ({"d:o"}, "d:old/y.md", False),
+    ],
+)
+def test_a_scope_covers_named_documents_and_what_is_below_a_named_folder(
+    named: set[str], sid: str, covered: bool
+) -> None:
+    scope = Scope(source_ids=frozenset(named))
+    assert scope.covers(sid.partition(":")[0], sid) is covered
+
+
+def test_an_event_run_stats_only_the_named_paths_and_plans_as_a_full_listing_would(
+    engine_factory: Callable[..., SyncEngine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "kb"
+    files = {
+        "a.md": "# A\n\nAlpha.\n",
+        "b.txt": "Bravo.\n",
+        "c.md": "# C\n\nCharlie.\n",
+        "keep.md": "# Keep\n\nKept.\n",
+        "sub/d.md": "# D\n\nDelta.\n",
+        "old/e.md": "# E\n\nEcho.\n",
+        "old/deep/f.md": "# F\n\nFoxtrot.\n",
+    }
+    for rel, text in files.items():
+        (docs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (docs / rel).write_text(text)
+    engine = engine_factory(
+        docs,
+        store={"backend": "faiss"},
+        sources=[{"name": "d", "path": str(docs), "exclude": ["*.tmp"]}],
+    )
+    assert engine.run().file_counts()["added"] == len(files)
+
+    (docs / "a.md").write_text("# A\n\nAlpha, changed.\n")  # changed
+    (docs / "b.txt").unlink()  # deleted
+    (docs / "c.md").rename(docs / "c2.md")  # renamed
+    (docs / "sub").rename(docs / "moved")  # a folder renamed: watched, it names both
+    (docs / "old").rename(tmp_path / "away")  # a folder moved out: only its name is left
+    (docs / "x.tmp").write_text("excluded")
+    (docs / "keep.md").write_text("# Keep\n\nChanged, but no event named it.\n")
+    named = ["a.md", "b.txt", "c.md", "c2.md", "sub", "moved", "old", "x.tmp", "never-there.md"]
+    scope = Scope(source_ids=frozenset(f"d:{p}" for p in named))
+
+    full = engine.plan()
+    (source,) = engine.sources
+    monkeypatch.setattr(source, "list_files", lambda: pytest.fail("the whole source was listed"))
+    scoped = engine.plan(scope=scope)
+
+    def ids(plan: SyncPlan) -> dict[str, list[str]]:
+        return {
+            "load": sorted(p.file.source_id for p in plan.to_load),
+            "delete": sorted(e.source_id for e in plan.deleted),
+        }
+
+    assert ids(scoped) == {
+        "load": ["d:a.md", "d:c2.md", "d:moved/d.md"],
+        "delete": ["d:b.txt", "d:c.md", "d:old/deep/f.md", "d:old/e.md", "d:sub/d.md"],
+    }
+    # What a full listing plans, cut to the named paths: the same, less keep.md.
+    expected = {k: [s for s in v if scope.covers("d", s)] for k, v in ids(full).items()}
+    assert ids(scoped) == expected
+    assert "d:keep.md" in ids(full)["load"]
+
+    report = engine.run(scope=scope)
+    counts = report.file_counts()
+    assert (counts["added"], counts["changed"], counts["deleted"]) == (2, 1, 5), counts
+    monkeypatch.undo()
+    assert ids(engine.plan()) == {"load": ["d:keep.md"], "delete": []}
+
+    # A link is listed as the full listing lists it (where it leads decides).
+    (docs / "link.md").symlink_to(docs / "a.md")
+    (docs / "out.md").symlink_to(tmp_path / "away" / "e.md")
+    named_links = ["link.md", "out.md"]
+    assert list(source.list_named(named_links)) == [
+        f for f in source.list_files() if f.path in named_links
+    ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from enum import Enum
 from pathlib import Path
 
 import pathspec
@@ -25,6 +27,54 @@ _KINDS = {
     stat.S_IFCHR: "a character device",
     stat.S_IFBLK: "a block device",
 }
+
+
+class Named(Enum):
+    """What a path named by a scoped run (a watcher's event) turns out to be."""
+
+    GONE = "gone"
+    """Nothing there (deleted, renamed away): listed as nothing, so its chunks go."""
+    IGNORED = "ignored"
+    """Left out by include/exclude: listed as nothing, as a full listing would."""
+    FILE = "file"
+    """A regular file: listed."""
+    SPECIAL = "special"
+    """A pipe, socket or device: listed, and it fails with its reason when read."""
+    FOLDER = "folder"
+    """A folder (moved in): everything below it is listed."""
+    LIST_ALL = "list all"
+    """A symbolic link on the way, or a path not in its plain form: the full listing
+    decides (where links lead, loops, what is outside the root), cut to the path."""
+
+
+def named_kind(rel: str, mode: int | None, wanted: bool, *, links_above: bool = False) -> Named:
+    """How to list the named path `rel` given its `lstat` mode (None: it does not exist),
+    whether include/exclude want it, and whether a folder above it is a link."""
+    if not _plain(rel) or links_above or (mode is not None and stat.S_ISLNK(mode)):
+        return Named.LIST_ALL
+    if mode is None:
+        return Named.GONE
+    if stat.S_ISDIR(mode):
+        return Named.FOLDER  # its files are filtered one by one
+    if not wanted:
+        return Named.IGNORED
+    return Named.FILE if stat.S_ISREG(mode) else Named.SPECIAL
+
+
+def _plain(rel: str) -> bool:
+    """A relative path as a listing writes it: no '.', '..', empty or leading parts."""
+    parts = rel.split("/")
+    return bool(rel) and all(p not in ("", ".", "..") for p in parts)
+
+
+def _links_above(root: Path, rel: str) -> bool:
+    """Whether a folder between `root` and `rel` is a symbolic link."""
+    folder = root
+    for part in rel.split("/")[:-1]:
+        folder = folder / part
+        if stat.S_ISLNK(os.lstat(folder).st_mode):
+            return True
+    return False
 
 
 class LocalSource:
@@ -55,11 +105,56 @@ class LocalSource:
         return bool(self.include.match_file(rel)) and not self.exclude.match_file(rel)
 
     def list_files(self) -> Iterator[SourceFile]:
+        root = self._checked_root()
+        yield from self._walk(root, root, "")
+
+    def list_named(self, paths: Sequence[str]) -> Iterator[SourceFile]:
+        """Each path's own entry, no listing of the folders around it: a watcher's
+        batch costs a few stats, not one per file of the source."""
+        root = self._checked_root()
+        done: set[str] = set()
+        everything: list[SourceFile] | None = None
+        for rel in sorted(set(paths)):
+            full = root / rel
+            try:
+                st = os.lstat(full) if _plain(rel) else None
+                links = st is not None and _links_above(root, rel)
+            except (FileNotFoundError, NotADirectoryError):
+                kind = Named.GONE
+            except OSError:  # an unreadable folder: its listing says what to report
+                kind = Named.LIST_ALL
+            else:
+                mode = None if st is None else st.st_mode
+                kind = named_kind(rel, mode, self._wanted(rel), links_above=links)
+            found: Iterable[SourceFile]
+            if kind is Named.FILE and st is not None:
+                found = [self._file(rel, str(full), st)]
+            elif kind is Named.SPECIAL:
+                found = [self._problem(rel, full, "special")]
+            elif kind is Named.FOLDER:
+                found = self._walk(root, full, rel + "/")
+            elif kind is Named.LIST_ALL:
+                if everything is None:
+                    everything = list(self._walk(root, root, ""))
+                found = (f for f in everything if f.path == rel or f.path.startswith(rel + "/"))
+            else:
+                continue
+            for f in found:
+                if f.path not in done:
+                    done.add(f.path)
+                    yield f
+
+    def _checked_root(self) -> Path:
         if not self.root.is_dir():
             raise HeadwaterError(f"source {self.name!r}: folder {self.root} does not exist")
-        root = self.root.resolve()
+        return self.root.resolve()
+
+    def _walk(self, root: Path, start: Path, prefix: str) -> Iterator[SourceFile]:
+        """The files below the folder `start` (whose path is `prefix`)."""
         seen = {_key(root.stat())}
-        folders: list[tuple[Path, str]] = [(root, "")]
+        with contextlib.suppress(OSError):  # a folder gone since: reported as listing it is
+            seen.add(_key(start.stat()))
+        folders: list[tuple[Path, str]] = [(start, prefix)]
         while folders:
             folder, prefix = folders.pop()
             try:
@@ -101,14 +196,13 @@ class LocalSource:
                 if leaves or not stat.S_ISREG(st.st_mode):
                     yield self._problem(rel, Path(full), "special")
                     continue
-                yield SourceFile(
-                    source=self.name,
-                    path=rel,
-                    uri=full,
-                    size=st.st_size,
-                    fingerprint=f"{st.st_size}:{st.st_mtime_ns}",
-                )
+                yield self._file(rel, full, st)
             folders.extend(reversed(subfolders))
+
+    def _file(self, rel: str, full: str, st: os.stat_result) -> SourceFile:
+        return SourceFile(
+            source=self.name, path=rel, uri=full, size=st.st_size, fingerprint=_stamp(st)
+        )
 
     def _follow_folder(self, link: Path, root: Path) -> bool:
         # A link to a folder inside the root would list the same files twice.

@@ -1,8 +1,13 @@
-"""What a long run has done so far, as the command line says it between progress bars."""
+"""What a long run has done so far, said every so often where no progress bar shows it:
+`headwater sync --json` or off a terminal, `headwater watch`, a Prefect flow run's log."""
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 NOUNS = {"load": ("files", "loaded"), "embed": ("chunks", "embedded")}
@@ -37,7 +42,7 @@ class Tally:
         """One heartbeat: e.g. `40/151 files loaded, 1,234 chunks embedded; 2m30s elapsed`."""
         elapsed = (time.monotonic() if now is None else now) - self.started
         parts = []
-        for stage in self.current:
+        for stage in list(self.current):  # progress callbacks may add a stage meanwhile
             done, total = self.counts(stage)
             noun, verb = NOUNS.get(stage, ("", ""))
             if stage == "embed":  # its total grows batch by batch: only the count says much
@@ -47,6 +52,49 @@ class Tally:
             else:
                 parts.append(f"{stage} {done:,}/{total:,}")
         return f"{', '.join(parts) or 'starting'}; {duration(elapsed)} elapsed"
+
+
+HEARTBEAT_SECONDS = 30.0
+"""How often a run without bars says where it is."""
+
+
+class Heartbeat:
+    """Hands `say` a line about the run (`Tally.line`) every `every` seconds while
+    `beating()` lasts; the run's progress callbacks go to `progress`. `every` <= 0: silent.
+    """
+
+    def __init__(self, say: Callable[[str], None], every: float = HEARTBEAT_SECONDS) -> None:
+        self.say = say
+        self.every = every
+        self.tally = Tally()
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        self.tally.update(stage, done, total)
+
+    @contextmanager
+    def beating(self) -> Iterator[Tally]:
+        """One run: counts from zero, and its clock starts now."""
+        self.tally = tally = Tally()
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.every):
+                self.say(tally.line())
+
+        thread = None
+        if self.every > 0:
+            # In the caller's context: a Prefect run logger finds its run (and its API) there.
+            context = contextvars.copy_context()
+            thread = threading.Thread(
+                target=context.run, args=(beat,), name="headwater-heartbeat", daemon=True
+            )
+            thread.start()
+        try:
+            yield tally
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join()
 
 
 def duration(seconds: float) -> str:
