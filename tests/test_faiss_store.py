@@ -77,7 +77,8 @@ def run_python(
         """
     ) + textwrap.dedent(body)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    options = (config or FaissConfig()).model_dump_json()
+    # The same default as make(): a flat index, whatever the shipped default is.
+    options = (config or FaissConfig(index="flat")).model_dump_json()
     return subprocess.run(
         [sys.executable, "-c", script, str(tmp_path), options],
         cwd=ROOT,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,17 @@ from .conftest import SAMPLE_DOCS
 REPORT_ARTIFACT_KEY = "headwater-sync-report"
 
 pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_temporary_server() -> Iterator[None]:
+    """Stop Prefect's temporary server here: stopped at exit, it logs to a closed stream."""
+    yield
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+
+    APILogWorker.drain_all(timeout=10, at_exit=False)  # ship the last log lines first
+    SubprocessASGIServer().stop()
 
 
 @pytest.fixture
@@ -43,7 +56,7 @@ def test_flow_syncs_with_per_file_tasks_and_reports_failures(
     # A heartbeat every 50 ms (30 s by default) in the flow run's log, as the UI shows it.
     report = sync_flow(str(config), heartbeat_s=0.05)
     assert report["files"]["added"] == 2
-    beats = [m for m in _log_messages() if re.fullmatch(r".*; \d+s elapsed", m)]
+    beats = _wait_for_logs(r".*; \d+s elapsed")
     assert beats, _log_messages()
     assert report["files"]["failed"] == 1
     assert report["failures"][0]["path"] == "docs:broken.pdf"
@@ -160,6 +173,16 @@ def _log_messages() -> list[str]:
             return [r["message"] for r in response.json()]
 
     return asyncio.run(read())
+
+
+def _wait_for_logs(pattern: str, timeout: float = 30.0) -> list[str]:
+    """Log lines matching `pattern`, once the run's batched log shipping has delivered them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in _log_messages() if re.fullmatch(pattern, m)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def _task_run_names() -> set[str]:

@@ -33,6 +33,7 @@ def env() -> dict[str, str]:
         **os.environ,
         "MILVUS_TOKEN": f"reader:{TOKEN}",
         "WEAVIATE_API_KEY": API_KEY,
+        "HEADWATER_STORE__BACKEND": "milvus",
         "HEADWATER_STORE__MILVUS__URI": MILVUS_URI,
         "HEADWATER_STORE__MILVUS__TIMEOUT": "2",
         "HEADWATER_STORE__RETRY__ATTEMPTS": "2",
