@@ -92,7 +92,8 @@ def repeated_bench(folder: Path, n: int) -> Path:
         p for p in BENCH_CORPUS.rglob("*") if p.is_file() and p.suffix in (".pdf", ".html")
     )
     for i in range(n):
-        copy, src = divmod(i, len(files))
+        copy, which = divmod(i, len(files))
+        src = files[which]
         dst = root / f"copy{copy:03d}" / src.relative_to(BENCH_CORPUS)
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.link(src, dst)
@@ -423,7 +424,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--docs", nargs="*", type=int, default=[10_000, 100_000])
+    parser.add_argument(
+        "--docs",
+        nargs="*",
+        type=int,
+        help="sizes of the small-document corpus (default 10000 100000, none with --bench-files)",
+    )
     parser.add_argument("--bench-files", nargs="*", type=int, default=[])
     parser.add_argument("--backends", nargs="+", default=["milvus"], choices=["milvus", "faiss"])
     parser.add_argument(
@@ -447,6 +453,8 @@ def main() -> None:
         else:
             cold_worker(args.cold_worker, args.stand_in)
         return
+    if args.docs is None:
+        args.docs = [] if args.bench_files else [10_000, 100_000]
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = []
     for backend in args.backends:
